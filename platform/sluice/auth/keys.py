@@ -1,0 +1,182 @@
+"""API keys: created once, shown once, stored only as salted hashes.
+
+A key looks like ``slk_<id>_<secret>``. The keys file (``SLUICE_API_KEYS_FILE``, default
+``SLUICE_HOME/api-keys.json``, mode 0600) holds per key its name, id, scopes, a random salt
+and ``sha256(salt + secret)``. The secret is 256 random bits, so a fast hash is enough:
+there is nothing to brute-force, unlike a password. The store re-reads the file when it
+changes, so a revocation takes effect on the next request without a restart. Keys are
+never logged; only names are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import threading
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AwareDatetime, Field
+
+from sluice.contracts._base import Contract
+from sluice.errors import AuthError, ConflictError, ForbiddenError, InputError, NotFoundError
+from sluice.settings import get_settings
+
+PREFIX = "slk"
+
+
+class Scope(StrEnum):
+    SCORE = "score"
+    DECIDE = "decide"
+    EVENTS = "events"
+    ADMIN = "admin"
+    """Everything, including the review queue and other administrative endpoints."""
+
+
+class KeyRecord(Contract):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    key_id: str
+    scopes: tuple[Scope, ...]
+    salt: str
+    digest: str
+    created_at: AwareDatetime
+    revoked_at: AwareDatetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def allows(self, scope: Scope) -> bool:
+        return Scope.ADMIN in self.scopes or scope in self.scopes
+
+
+class KeyFile(Contract):
+    keys: tuple[KeyRecord, ...] = ()
+
+
+def default_keys_file() -> Path:
+    env = os.environ.get("SLUICE_API_KEYS_FILE")
+    return Path(env) if env else get_settings().home_dir / "api-keys.json"
+
+
+def _digest(salt: str, secret: str) -> str:
+    return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
+
+
+def parse_scopes(text: str) -> tuple[Scope, ...]:
+    try:
+        scopes = tuple(dict.fromkeys(Scope(s.strip()) for s in text.split(",") if s.strip()))
+    except ValueError as exc:
+        allowed = ", ".join(s.value for s in Scope)
+        raise InputError(f"--scopes: {exc}; allowed: {allowed}", field="scopes") from exc
+    if not scopes:
+        raise InputError("--scopes: give at least one scope", field="scopes")
+    return scopes
+
+
+class KeyStore:
+    """The keys file, cached in memory and re-read when it changes on disk."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_keys_file()
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._by_id: dict[str, KeyRecord] = {}
+
+    def _load(self) -> KeyFile:
+        if not self.path.exists():
+            return KeyFile()
+        return KeyFile.model_validate_json(self.path.read_text())
+
+    def _refresh(self) -> None:
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp != self._stamp:
+            with self._lock:
+                self._by_id = {k.key_id: k for k in self._load().keys}
+                self._stamp = stamp
+
+    def _save(self, data: KeyFile) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(data.model_dump_json(indent=2))
+        tmp.replace(self.path)
+
+    def create(self, name: str, scopes: tuple[Scope, ...]) -> tuple[str, KeyRecord]:
+        """A new key: returns the plaintext (shown once) and its stored record."""
+        with self._lock:
+            data = self._load()
+            if any(k.name == name and k.active for k in data.keys):
+                raise ConflictError(
+                    f"--name: an active key named {name!r} exists; revoke it first", field="name"
+                )
+            key_id, secret, salt = (
+                secrets.token_hex(6),
+                secrets.token_urlsafe(32),
+                secrets.token_hex(16),
+            )
+            record = KeyRecord(
+                name=name,
+                key_id=key_id,
+                scopes=scopes,
+                salt=salt,
+                digest=_digest(salt, secret),
+                created_at=datetime.now(UTC),
+            )
+            self._save(KeyFile(keys=(*data.keys, record)))
+            self._stamp = None
+        return f"{PREFIX}_{key_id}_{secret}", record
+
+    def list(self) -> list[KeyRecord]:
+        return list(self._load().keys)
+
+    def revoke(self, name: str) -> KeyRecord:
+        with self._lock:
+            data = self._load()
+            hits = [k for k in data.keys if k.name == name and k.active]
+            if not hits:
+                raise NotFoundError(f"no active key named {name!r}", field="name")
+            now = datetime.now(UTC)
+            keys = tuple(
+                k.model_copy(update={"revoked_at": now}) if k in hits else k for k in data.keys
+            )
+            self._save(KeyFile(keys=keys))
+            self._stamp = None
+        return hits[0].model_copy(update={"revoked_at": now})
+
+    def authenticate(self, authorization: str | None) -> KeyRecord:
+        """The active key behind an ``Authorization: Bearer`` header, or AuthError (401)."""
+        if not authorization:
+            raise AuthError("missing Authorization: Bearer header", field="authorization")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("Authorization must be 'Bearer <key>'", field="authorization")
+        parts = token.strip().split("_", 2)
+        if len(parts) != 3 or parts[0] != PREFIX:
+            raise AuthError("unknown API key", field="authorization")
+        self._refresh()
+        record = self._by_id.get(parts[1])
+        if (
+            record is None
+            or not record.active
+            or not hmac.compare_digest(record.digest, _digest(record.salt, parts[2]))
+        ):
+            raise AuthError("unknown API key", field="authorization")
+        return record
+
+    def authorize(self, authorization: str | None, scope: Scope) -> KeyRecord:
+        """As :meth:`authenticate`, and ForbiddenError (403) without ``scope``."""
+        record = self.authenticate(authorization)
+        if not record.allows(scope):
+            raise ForbiddenError(
+                f"key {record.name!r} lacks the {scope.value!r} scope", field="authorization"
+            )
+        return record

@@ -1,0 +1,39 @@
+"""The in-process baseline of ``sluice bench online``: the same API, model and keys in
+one uvicorn process, with no Ray at all.
+
+``python -m sluice.bench.bare_app --port PORT [--model NAME@ALIAS]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from sluice.auth.keys import KeyStore
+from sluice.contracts.propensity import PROPENSITY_V1
+from sluice.decisioning.catalog import load_catalog
+from sluice.registry.registry import Registry
+from sluice.serve.backends import LocalBackend
+from sluice.serve.engine import ScoringEngine
+from sluice.serve.http import create_api
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--model", default="sluice-propensity@champion")
+    args = parser.parse_args(argv)
+    engine = ScoringEngine([args.model], PROPENSITY_V1, Registry())
+    engine.refresh()
+    if not engine.ready():
+        print(f"model {args.model} could not be loaded", file=sys.stderr)
+        return 1
+    app = create_api(LocalBackend(engine, load_catalog()), KeyStore(), PROPENSITY_V1)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

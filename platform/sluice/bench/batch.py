@@ -1,0 +1,194 @@
+"""``sluice bench batch``: the scoring job against bare ``Booster.predict``.
+
+In one run, on the same rows: (a) the batch-scoring job, Parquet to Parquet, run as a
+fresh ``sluice score`` process so that Ray starts cold; its time is the job's own wall
+time (model resolution, Ray start-up, read, validate, predict, write), and the whole
+process time (adding interpreter start, imports and shutdown) is reported beside it;
+(b) LightGBM's ``Booster.predict`` on the same rows already in memory, with all cores.
+It also runs the job on 1M and 4M rows while sampling the memory of the whole process
+tree (driver, Ray daemons, workers). Setup (a synthetic base, a trained and promoted
+model, its compiled library) is not timed; compiling is a once-per-model-version step,
+reported separately.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sluice.bench.procmem import run_measured
+from sluice.demo.pipeline import SCORE_CUTOFF, TRAIN_CUTOFF, VALID_CUTOFF
+
+ROWS_PER_FILE = 250_000
+BASE_CUSTOMERS = 100_000
+
+
+@dataclass(frozen=True)
+class BatchBench:
+    rows: int
+    job_seconds: float
+    """The job's own wall time: model resolution, Ray start-up, read, validate, score, write."""
+    process_seconds: float
+    """The whole ``sluice score`` process, adding interpreter start, imports and Ray shutdown."""
+    job_rows_per_s: float
+    bare_seconds: float
+    bare_rows_per_s: float
+    ratio: float
+    peak_mem_1m_mb: float
+    peak_mem_4m_mb: float
+    mem_ratio: float
+    predictor: str
+    trees: int
+    compile_s: float
+
+
+def _features(data: Path, cutoff: date, out: Path) -> None:
+    from sluice.data.population import US_PER_DAY, day_us
+    from sluice.features import build_features, load_synthetic
+
+    c = day_us(cutoff)
+    pq.write_table(build_features(load_synthetic(data, c, c + 90 * US_PER_DAY), cutoff).table, out)
+
+
+def _prepare(work: Path) -> tuple[float, int]:
+    """Synthetic base, trained + promoted model and compiled library in ``work/home``."""
+    from sluice.data import SynthConfig, synthesize
+    from sluice.registry import Registry
+    from sluice.scoring.predictor import prepare_predictor
+    from sluice.settings import get_settings
+    from sluice.training import TrainConfig, train
+
+    data = work / "data"
+    synthesize(SynthConfig(customers=BASE_CUSTOMERS, seed=21), data)
+    for name, cutoff in (
+        ("train", TRAIN_CUTOFF),
+        ("valid", VALID_CUTOFF),
+        ("audience", SCORE_CUTOFF),
+    ):
+        _features(data, cutoff, work / f"{name}.parquet")
+    trained = train(work / "train.parquet", work / "valid.parquet", TrainConfig())
+    registry = Registry()
+    info = registry.register(trained)
+    registry.promote(info.version, floors={}, ceilings={})
+    started = time.perf_counter()
+    prepare_predictor(
+        registry.load("sluice-propensity@champion"),
+        "auto",
+        get_settings().home_dir / "cache" / "compiled",
+    )
+    return time.perf_counter() - started, trained.booster.num_trees()
+
+
+def _audiences(work: Path, sizes: list[int]) -> dict[int, Path]:
+    """Tile the audience features to ``max(sizes)`` rows (unique ids) in 250k-row files;
+    each size gets a directory of hard links to its first files."""
+    base = pq.read_table(work / "audience.parquet")
+    parts = work / "parts"
+    parts.mkdir(exist_ok=True)
+    total = max(sizes)
+    files: list[Path] = []
+    made = 0
+    while made < total:
+        n = min(ROWS_PER_FILE, total - made)
+        reps = -(-n // base.num_rows)
+        tiles = []
+        for r in range(reps):
+            ids = pc.binary_join_element_wise(
+                base.column("customer_id"), pa.scalar(f"-{len(files)}-{r}"), ""
+            )
+            tiles.append(base.set_column(0, "customer_id", ids))
+        path = parts / f"part-{len(files):03d}.parquet"
+        pq.write_table(pa.concat_tables(tiles).slice(0, n), path, row_group_size=65_536)
+        files.append(path)
+        made += n
+    out: dict[int, Path] = {}
+    for size in sizes:
+        d = work / f"audience-{size}"
+        d.mkdir(exist_ok=True)
+        rows = 0
+        for f in files:
+            if rows >= size:
+                break
+            os.link(f, d / f.name)
+            rows += pq.read_metadata(f).num_rows
+        out[size] = d
+    return out
+
+
+def _job(audience: Path, out: Path, env: dict[str, str]) -> tuple[float, int, dict[str, Any]]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "sluice",
+        "score",
+        "--audience",
+        str(audience),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--no-progress",
+    ]
+    run = run_measured(cmd, env)
+    if run.returncode != 0:
+        raise RuntimeError(f"scoring job failed:\n{run.stderr[-3000:]}")
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    return run.seconds, run.peak_bytes, report
+
+
+def _bare(audience: Path) -> tuple[float, int]:
+    from sluice.registry import Registry
+
+    model = Registry().load("sluice-propensity@champion")
+    checked = model.contract.validate_batch(pq.read_table(audience))
+    booster = model.booster()
+    booster.predict(checked.matrix[:10_000], num_threads=os.cpu_count() or 1)  # warm-up
+    started = time.perf_counter()
+    booster.predict(checked.matrix, num_threads=os.cpu_count() or 1)
+    return time.perf_counter() - started, len(checked.matrix)
+
+
+def run_batch_bench(rows: int, work: Path) -> BatchBench:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    home = work / "home"
+    os.environ["SLUICE_HOME"] = str(home)
+    env = {**os.environ, "SLUICE_HOME": str(home), "COLUMNS": "120"}
+    compile_s, trees = _prepare(work)
+    million = 1_000_000
+    audiences = _audiences(work, sorted({rows, million, 4 * million}))
+
+    process_s, _, report = _job(audiences[rows], work / "out", env)
+    job_s = float(report["seconds"])
+    if report["scored"] != rows:
+        raise RuntimeError(f"the job scored {report['scored']} of {rows} rows")
+    bare_s, bare_rows = _bare(audiences[rows])
+    _, peak_1m, _ = _job(audiences[million], work / "out-1m", env)
+    _, peak_4m, _ = _job(audiences[4 * million], work / "out-4m", env)
+    job_rps, bare_rps = rows / job_s, bare_rows / bare_s
+    return BatchBench(
+        rows=rows,
+        job_seconds=round(job_s, 2),
+        process_seconds=round(process_s, 2),
+        job_rows_per_s=round(job_rps),
+        bare_seconds=round(bare_s, 2),
+        bare_rows_per_s=round(bare_rps),
+        ratio=round(job_rps / bare_rps, 3),
+        peak_mem_1m_mb=round(peak_1m / 2**20, 1),
+        peak_mem_4m_mb=round(peak_4m / 2**20, 1),
+        mem_ratio=round(peak_4m / peak_1m, 3) if peak_1m else float("nan"),
+        predictor=str(report["predictor"]),
+        trees=trees,
+        compile_s=round(compile_s, 2),
+    )

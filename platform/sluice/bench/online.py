@@ -1,0 +1,176 @@
+"""``sluice bench online``: the decision service against the same API in one process.
+
+In one run, with the same model, keys and request (one customer to ``/v1/score``):
+(a) the baseline, :mod:`sluice.bench.bare_app`, i.e. the service's own FastAPI app with
+in-process scoring under one uvicorn process, no Ray; (b) the Sluice Serve app started
+by ``sluice serve`` exactly as users start it (``deployments/decision.yaml``, fast path).
+Each is loaded for ``seconds`` at ``concurrency`` from a separate load-generator process,
+one at a time, with nothing else running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+
+from sluice.demo.pipeline import SCORE_CUTOFF, TRAIN_CUTOFF, VALID_CUTOFF
+
+BASE_CUSTOMERS = 50_000
+
+
+@dataclass(frozen=True)
+class OnlineBench:
+    seconds: float
+    concurrency: int
+    bare_rps: float
+    sluice_rps: float
+    ratio_rps: float
+    bare_p50_ms: float
+    sluice_p50_ms: float
+    bare_p99_ms: float
+    sluice_p99_ms: float
+    ratio_p99: float
+    bare_errors: int
+    sluice_errors: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _prepare(work: Path) -> tuple[str, Path]:
+    """A trained, promoted model and a score-scoped key in ``work/home``; the request body."""
+    from sluice.auth import KeyStore, Scope
+    from sluice.bench.batch import _features
+    from sluice.data import SynthConfig, synthesize
+    from sluice.registry import Registry
+    from sluice.training import TrainConfig, train
+
+    synthesize(SynthConfig(customers=BASE_CUSTOMERS, seed=31), work / "data")
+    for name, cutoff in (
+        ("train", TRAIN_CUTOFF),
+        ("valid", VALID_CUTOFF),
+        ("audience", SCORE_CUTOFF),
+    ):
+        _features(work / "data", cutoff, work / f"{name}.parquet")
+    trained = train(work / "train.parquet", work / "valid.parquet", TrainConfig())
+    registry = Registry()
+    info = registry.register(trained)
+    registry.promote(info.version, floors={}, ceilings={})
+    key, _ = KeyStore().create("bench-online", (Scope.SCORE,))
+    row = pq.read_table(work / "audience.parquet").slice(0, 1).to_pylist()[0]
+    body = work / "body.json"
+    body.write_text(json.dumps({"rows": [row]}))
+    return key, body
+
+
+def _load(
+    url: str, body: Path, key: str, seconds: float, concurrency: int, env: dict[str, str]
+) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "sluice.bench.loadgen",
+        "--url",
+        f"{url}/v1/score",
+        "--body",
+        str(body),
+        "--header",
+        f"Authorization: Bearer {key}",
+        "--seconds",
+        str(seconds),
+        "--concurrency",
+        str(concurrency),
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, timeout=seconds + 120, check=True
+    )
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def _wait_ready(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_online_bench(seconds: float, concurrency: int, work: Path, config: Path) -> OnlineBench:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    os.environ["SLUICE_HOME"] = str(work / "home")
+    env = {**os.environ, "COLUMNS": "120"}
+    key, body = _prepare(work)
+
+    port = _free_port()
+    bare = subprocess.Popen(
+        [sys.executable, "-m", "sluice.bench.bare_app", "--port", str(port)],
+        env=env,
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", 120)
+        a = _load(f"http://127.0.0.1:{port}", body, key, seconds, concurrency, env)
+    finally:
+        _stop(bare)
+
+    port = _free_port()
+    cmd = [sys.executable, "-m", "sluice", "serve", "--port", str(port), "--config", str(config)]
+    served = subprocess.Popen(
+        cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert served.stdout is not None
+        line = served.stdout.readline()
+        if not line:
+            raise RuntimeError("sluice serve exited before it was ready")
+        url = json.loads(line)["url"]
+        b = _load(url, body, key, seconds, concurrency, env)
+    finally:
+        _stop(served)
+
+    return OnlineBench(
+        seconds=seconds,
+        concurrency=concurrency,
+        bare_rps=a["rps"],
+        sluice_rps=b["rps"],
+        ratio_rps=round(b["rps"] / a["rps"], 3) if a["rps"] else float("nan"),
+        bare_p50_ms=a["p50_ms"],
+        sluice_p50_ms=b["p50_ms"],
+        bare_p99_ms=a["p99_ms"],
+        sluice_p99_ms=b["p99_ms"],
+        ratio_p99=round(b["p99_ms"] / a["p99_ms"], 3) if a["p99_ms"] else float("nan"),
+        bare_errors=int(a["errors"]),
+        sluice_errors=int(b["errors"]),
+    )

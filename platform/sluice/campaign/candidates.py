@@ -1,0 +1,189 @@
+"""Candidate messages: score, pick offer and channel, assign arms, key the copy.
+
+Pass 1 of a campaign run, one fused Ray Data stage over the audience: each batch is
+validated against the model's feature contract (bad rows are quarantined with reasons),
+scored by the pinned model version, joined to customer profiles, assigned to an arm by
+a salted hash of the customer id (holdout = no message), decided with the vectorised
+next-best-offer rules, and given a prompt key (segment x offer x channel x locale x
+variant). Nothing is sent here. The rows land in the run's staging area; the distinct
+prompt keys travel in the sink's report to the copy step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sluice.contracts.customer import Channel
+from sluice.contracts.decisions import OfferCatalog
+from sluice.contracts.feature_contract import FeatureContract
+from sluice.coordinator.keys import decision_id
+from sluice.decisioning.vectorized import decide_batch
+from sluice.generation.segments import lifecycle, tier
+from sluice.hashing import unit_hash
+from sluice.scoring.predictor import PredictorSpec
+
+PROFILE_COLUMNS = (
+    "customer_id",
+    "email",
+    "phone",
+    "first_name",
+    "country",
+    "time_zone",
+    "locale",
+    "consent_email",
+    "consent_sms",
+    "consent_push",
+)
+KEY_COLUMNS = ("tier", "lifecycle", "country", "offer_id", "channel", "locale", "variant")
+_PROFILES: dict[str, tuple[dict[str, int], pa.Table]] = {}
+
+
+@dataclass(frozen=True)
+class CandidateTask:
+    run_id: str
+    campaign_id: str
+    holdout_pct: float
+    contract: FeatureContract
+    predictor: PredictorSpec
+    model_name: str
+    model_version: str
+    catalog: OfferCatalog
+    decision_date: date
+    channels: tuple[str, ...]
+    variants: tuple[str, ...]
+    profiles: Any
+    """The slim customers table (an ObjectRef when running on Ray)."""
+
+
+def _profiles(task: CandidateTask) -> tuple[dict[str, int], pa.Table]:
+    cached = _PROFILES.get(task.run_id)
+    if cached is None:
+        import ray
+
+        table = (
+            ray.get(task.profiles) if isinstance(task.profiles, ray.ObjectRef) else task.profiles
+        )
+        index = {cid: i for i, cid in enumerate(table.column("customer_id").to_pylist())}
+        _PROFILES.clear()
+        cached = _PROFILES[task.run_id] = (index, table)
+    return cached
+
+
+def _feature(checked_matrix: np.ndarray, contract: FeatureContract, name: str) -> np.ndarray:
+    return np.asarray(checked_matrix[:, contract.names.index(name)], dtype=np.float64)
+
+
+def prepare_candidates(batch: pa.Table, task: CandidateTask) -> pa.Table:
+    checked = task.contract.validate_batch(batch)
+    n = checked.n_valid
+    ids = checked.ids.to_pylist()
+    scores = task.predictor.build().predict(checked.matrix) if n else np.empty(0)
+    index, profiles = _profiles(task)
+    pos = np.array([index.get(c, -1) for c in ids], dtype=np.int64)
+    prof = profiles.take(pa.array(np.where(pos >= 0, pos, 0), pa.int64()))
+    missing = pa.array(pos < 0)
+
+    def pcol(name: str) -> pa.Array:
+        col = prof.column(name).combine_chunks()
+        return pc.if_else(missing, pa.scalar(None, col.type), col)
+
+    country = pcol("country")
+    if "country" in task.contract.names and n:
+        cats = task.contract.spec("country").categories
+        codes = checked.matrix[:, task.contract.names.index("country")]
+        from_features = pa.array(
+            [cats[int(c)] if not np.isnan(c) else None for c in codes], pa.string()
+        )
+        country = pc.coalesce(country, from_features)
+    configured = set(task.channels)
+    reachable = {
+        Channel.EMAIL: np.asarray(pc.is_valid(pcol("email"))) & (Channel.EMAIL.value in configured),
+        Channel.SMS: np.asarray(pc.is_valid(pcol("phone"))) & (Channel.SMS.value in configured),
+        Channel.PUSH: ~np.asarray(missing) & (Channel.PUSH.value in configured),
+    }
+    consent = {
+        ch: np.asarray(pc.fill_null(pc.equal(pcol(f"consent_{ch.value}"), True), False))
+        for ch in Channel
+    }
+    decided = decide_batch(scores, country, reachable, consent, task.catalog, task.decision_date)
+    arm = np.where(
+        unit_hash(ids, f"{task.campaign_id}:arm") < task.holdout_pct / 100.0, "holdout", "main"
+    )
+    variant = (
+        np.array(task.variants, dtype=object)[
+            (unit_hash(ids, f"{task.campaign_id}:variant") * len(task.variants)).astype(int)
+        ]
+        if n
+        else np.array([], object)
+    )
+    tenure = _feature(checked.matrix, task.contract, "tenure_days") if n else np.empty(0)
+    recency = _feature(checked.matrix, task.contract, "recency_days") if n else np.empty(0)
+    urls = {o.offer_id: str(o.url) for o in task.catalog.offers}
+    offer_ids = decided.offer_id.to_pylist()
+    candidates = pa.table(
+        {
+            "customer_id": checked.ids,
+            "decision_id": pa.array([decision_id(task.run_id, c) for c in ids], pa.string()),
+            "arm": pa.array(arm, pa.string()),
+            "score": pa.array(scores, pa.float64()),
+            "model_name": pa.array([task.model_name] * n, pa.string()),
+            "model_version": pa.array([task.model_version] * n, pa.string()),
+            "feature_hash": pa.array(
+                [hashlib.sha256(row.tobytes()).hexdigest()[:32] for row in checked.matrix],
+                pa.string(),
+            ),
+            "offer_id": decided.offer_id,
+            "channel": decided.channel,
+            "expected_value": pa.array(decided.expected_value, pa.float64()),
+            "exclusions": decided.exclusions,
+            "offer_url": pa.array([urls.get(o) if o else None for o in offer_ids], pa.string()),
+            "country": country,
+            "time_zone": pc.fill_null(pcol("time_zone"), "UTC"),
+            "locale": pc.fill_null(pcol("locale"), "en-US"),
+            "email": pcol("email"),
+            "phone": pcol("phone"),
+            "first_name": pcol("first_name"),
+            "consent_email": pcol("consent_email"),
+            "consent_sms": pcol("consent_sms"),
+            "consent_push": pcol("consent_push"),
+            "tier": pa.array([tier(s).value for s in scores], pa.string()),
+            "lifecycle": pa.array(
+                [lifecycle(t, r).value for t, r in zip(tenure, recency, strict=True)], pa.string()
+            ),
+            "variant": pa.array(variant, pa.string()),
+            "reason": pa.nulls(n, pa.string()),
+            "record": pa.nulls(n, pa.string()),
+        }
+    )
+    if checked.n_quarantined == 0:
+        return candidates
+    q = checked.quarantine
+    bad = {
+        name: pa.nulls(q.num_rows, candidates.schema.field(name).type)
+        for name in candidates.column_names
+    }
+    bad.update(
+        customer_id=q.column("customer_id").combine_chunks(),
+        reason=q.column("reason").combine_chunks(),
+        record=q.column("record").combine_chunks(),
+    )
+    return pa.concat_tables([candidates, pa.table(bad, schema=candidates.schema)])
+
+
+def slim_profiles(path: Any) -> pa.Table:
+    """The profile columns candidates need (addresses, consent, time zone, locale)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=list(PROFILE_COLUMNS))
+    return table.combine_chunks()
+
+
+def today() -> date:
+    return datetime.now(UTC).date()

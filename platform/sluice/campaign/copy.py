@@ -1,0 +1,165 @@
+"""Copy for the candidates: one draft per copy key, personalised per recipient.
+
+``fixed`` campaigns use each offer's pre-approved copy (key: offer x channel);
+``generate`` campaigns draft one copy per prompt key with the LLM (cached across runs,
+with the approved copy as fallback). Pass 2 of the run attaches the draft to every
+candidate and fills the declared slots from the recipient's profile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import pyarrow as pa
+
+from sluice.campaign.spec import CampaignSpec
+from sluice.contracts.briefs import Lifecycle, PropensityTier, SegmentProfile
+from sluice.contracts.customer import Channel
+from sluice.contracts.decisions import OfferCatalog
+from sluice.contracts.drafts import DraftSource, MessageDraft
+from sluice.errors import ConfigError
+from sluice.generation.batch import GenerationConfig, GenerationReport, generate_drafts
+from sluice.generation.segments import brief_for
+from sluice.generation.slots import personalise
+
+COPY_FIELDS = ("subject", "preheader", "body", "cta", "text")
+
+
+def copy_key(
+    mode: str,
+    tier: str,
+    lifecycle: str,
+    country: str,
+    offer_id: str,
+    channel: str,
+    locale: str,
+    variant: str,
+) -> str:
+    if mode == "fixed":
+        return f"{offer_id}|{channel}"
+    return f"{tier}-{lifecycle}-{country}|{offer_id}|{channel}|{locale}|{variant}"
+
+
+def fixed_draft(catalog: OfferCatalog, offer_id: str, channel: str) -> MessageDraft:
+    offer = catalog.get(offer_id)
+    copy = offer.fallback_copy.get(Channel(channel)) if offer else None
+    if offer is None or copy is None:
+        raise ConfigError(f"offers: {offer_id} has no approved copy for {channel}", field="offers")
+    return MessageDraft(
+        channel=Channel(channel), offer_id=offer_id, source=DraftSource.FIXED, **copy.model_dump()
+    )
+
+
+def drafts_for(
+    keys: Mapping[tuple[str, ...], int], spec: CampaignSpec, catalog: OfferCatalog
+) -> tuple[dict[str, MessageDraft], GenerationReport | None]:
+    """A draft per copy key among the candidates' ``keys`` (KEY_COLUMNS tuples, with how
+    many candidates each has). With ``copy.max_prompts``, only the most frequent keys are
+    generated; the others get the offer's approved copy."""
+    mode = spec.copy_.mode
+    if mode == "fixed":
+        return {copy_key(mode, *k): fixed_draft(catalog, k[3], k[4]) for k in keys}, None
+    ranked = sorted(keys, key=lambda k: (-keys[k], k))
+    budget = len(ranked) if spec.copy_.max_prompts is None else spec.copy_.max_prompts
+    fixed = {copy_key(mode, *k): fixed_draft(catalog, k[3], k[4]) for k in ranked[budget:]}
+    chosen = ranked[:budget]
+    url = spec.copy_.base_url()
+    if not url:
+        raise ConfigError(
+            f"copy.llm_url: set {spec.copy_.llm_url_env} or copy.llm_url for generate mode",
+            field="copy.llm_url",
+        )
+    briefs = {}
+    for tier_, life, country, offer_id, channel, locale, variant in chosen:
+        offer = catalog.get(offer_id)
+        assert offer is not None
+        brief = brief_for(
+            offer,
+            Channel(channel),
+            locale,
+            SegmentProfile(tier=PropensityTier(tier_), lifecycle=Lifecycle(life), country=country),
+            variant,
+            spec.copy_.voice,
+        )
+        briefs[copy_key(mode, tier_, life, country, offer_id, channel, locale, variant)] = brief
+    config = GenerationConfig(
+        base_url=url,
+        model_id=spec.copy_.model_id,
+        template=spec.copy_.template,
+        max_in_flight=spec.copy_.max_in_flight,
+        deadline_s=spec.copy_.deadline_s,
+    )
+    if not briefs:
+        return fixed, None
+    by_prompt, report = generate_drafts(list(briefs.values()), config)
+    return {**fixed, **{key: by_prompt[b.prompt_key] for key, b in briefs.items()}}, report
+
+
+def draft_id(draft: MessageDraft) -> str:
+    return hashlib.sha256(draft.model_dump_json().encode()).hexdigest()[:40]
+
+
+def attach_copy(batch: pa.Table, mode: str, drafts: dict[str, str]) -> pa.Table:
+    """Pass-2 step: the draft of each candidate's copy key, with slots filled."""
+    rows = batch.to_pylist()
+    parsed = {k: MessageDraft.model_validate_json(v) for k, v in drafts.items()}
+    out: dict[str, list[object]] = {
+        f: []
+        for f in (
+            *COPY_FIELDS,
+            "copy_source",
+            "template_version",
+            "prompt_hash",
+            "llm_model_id",
+            "draft_id",
+            "draft_json",
+        )
+    }
+    for r in rows:
+        draft = None
+        if r["arm"] != "holdout" and r["offer_id"] and r["channel"]:
+            draft = parsed.get(
+                copy_key(
+                    mode,
+                    r["tier"],
+                    r["lifecycle"],
+                    r["country"],
+                    r["offer_id"],
+                    r["channel"],
+                    r["locale"],
+                    r["variant"],
+                )
+            )
+        if draft is None:
+            for f in out:
+                out[f].append(None)
+            continue
+        filled = personalise(draft, {"first_name": r["first_name"]})
+        for f in COPY_FIELDS:
+            out[f].append(getattr(filled, f))
+        out["copy_source"].append(draft.source.value)
+        out["template_version"].append(draft.template_version)
+        out["prompt_hash"].append(draft.prompt_hash)
+        out["llm_model_id"].append(draft.model_id)
+        out["draft_id"].append(draft_id(draft))
+        out["draft_json"].append(
+            drafts[
+                copy_key(
+                    mode,
+                    r["tier"],
+                    r["lifecycle"],
+                    r["country"],
+                    r["offer_id"],
+                    r["channel"],
+                    r["locale"],
+                    r["variant"],
+                )
+            ]
+        )
+    for name, values in out.items():
+        batch = batch.append_column(name, pa.array(values, pa.string()))
+    return batch
+
+
+__all__ = ["attach_copy", "copy_key", "draft_id", "drafts_for", "fixed_draft"]

@@ -1,0 +1,196 @@
+"""``sluice campaign run``: a campaign from spec to delivered messages, resumable.
+
+1. The run is registered with its spec; what it resolves on first start (the concrete
+   model version, the decision date) is stored, so a rerun of the run id repeats the
+   same decisions.
+2. Pass 1 (Ray Data) scores, decides and keys the audience into the run's staging area.
+3. Copy: one draft per copy key (approved copy, or the LLM with approved fallback).
+4. Pass 2 attaches the copy and streams candidate batches to the run's coordinator, two
+   batches in flight; the driver never sends anything itself.
+5. The coordinator delivers what is due; the funnel is read back from the database.
+
+Killing the driver or the coordinator at any point and running the same run id again
+sends nothing twice and loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, cast
+
+from sluice.campaign.candidates import CandidateTask, prepare_candidates, slim_profiles, today
+from sluice.campaign.copy import attach_copy, drafts_for
+from sluice.campaign.spec import CampaignSpec, load_spec
+from sluice.channels.unsubscribe import secret as unsubscribe_secret
+from sluice.coordinator.actor import coordinator_for, stop_coordinator
+from sluice.decisioning.catalog import load_catalog
+from sluice.errors import InputError
+from sluice.registry.registry import Registry
+from sluice.scoring.predictor import prepare_predictor
+from sluice.settings import get_settings
+from sluice.store.audit import AuditStore
+from sluice.store.db import connect
+from sluice.store.runs import Runs
+
+log = logging.getLogger("sluice.campaign")
+IN_FLIGHT = 2
+
+
+@dataclass
+class CampaignResult:
+    run_id: str
+    dry_run: bool
+    funnel: dict[str, Any]
+    seconds: float
+    generation: dict[str, Any] | None = None
+    sample: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_run_id(spec: CampaignSpec, dry_run: bool) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{spec.campaign_id}-{'dry-' if dry_run else ''}{stamp}"
+
+
+def run_campaign(
+    spec_path: Path, run_id: str | None = None, dry_run: bool | None = None, progress: bool = False
+) -> CampaignResult:
+    """Run (or resume) a campaign; see the module docstring."""
+    import ray
+    import ray.data
+
+    from sluice.runtime import ensure_ray
+    from sluice.scoring.audience_source import AudienceDatasource, list_audience
+    from sluice.scoring.job import _configure_progress
+
+    started = time.perf_counter()
+    spec = load_spec(spec_path)
+    dry = spec.dry_run if dry_run is None else dry_run
+    run_id = run_id or default_run_id(spec, dry)
+    settings = get_settings()
+    database_url = settings.effective_database_url
+    runs = Runs(connect(database_url))
+    record = runs.get(run_id)
+    if record is not None and record.context:
+        context = record.context
+    else:
+        info = Registry().resolve(spec.model)
+        context = {
+            "model": f"{info.name}/{info.version}",
+            "decision_date": (spec.decision_date or today()).isoformat(),
+        }
+    record = runs.start(run_id, spec.campaign_id, spec.public(), dry, context)
+    model = Registry().load(context["model"])
+    catalog = load_catalog(spec.offers)
+    work = settings.home_dir / "runs" / run_id
+    stage = work / "stage"
+    shutil.rmtree(stage, ignore_errors=True)
+
+    ensure_ray()
+    _configure_progress(progress)
+    coordinator = coordinator_for(
+        run_id,
+        spec,
+        dry,
+        database_url,
+        unsubscribe_secret(),
+        str(work / "dry-run-sample.jsonl") if dry else None,
+    )
+    ray.get(coordinator.ping.remote())
+
+    # Pass 1: candidates.
+    listing = list_audience(
+        str(spec.audience.features),
+        target_tasks=4 * max(int(ray.cluster_resources().get("CPU", 1)), 1),
+    )
+    if not listing.fragments:
+        raise InputError(
+            f"audience.features: no readable Parquet in {spec.audience.features}",
+            field="audience.features",
+        )
+    profiles = ray.put(slim_profiles(spec.audience.customers))
+    task = CandidateTask(
+        run_id=run_id,
+        campaign_id=spec.campaign_id,
+        holdout_pct=spec.holdout_pct,
+        contract=model.contract,
+        predictor=prepare_predictor(model, "auto", settings.home_dir / "cache" / "compiled"),
+        model_name=model.name,
+        model_version=model.version,
+        catalog=catalog,
+        decision_date=date.fromisoformat(context["decision_date"]),
+        channels=tuple(c.value for c in spec.channels),
+        variants=spec.copy_.variants,
+        profiles=profiles,
+    )
+    from sluice.campaign.staging import CandidateSink
+
+    contract = model.contract
+    source = AudienceDatasource(listing, (contract.id_column, *contract.names), contract.id_column)
+    ds = ray.data.read_datasource(source, override_num_blocks=max(len(listing.fragments), 1))
+    if spec.audience.limit:
+        # The same rows on every rerun of the run id.
+        ray.data.DataContext.get_current().execution_options.preserve_order = True
+        ds = ds.limit(spec.audience.limit)
+    sink = CandidateSink(stage)
+    ds.map_batches(
+        prepare_candidates,
+        fn_kwargs={"task": task},
+        batch_format="pyarrow",
+        batch_size=None,
+        zero_copy_batch=True,
+    ).write_datasink(sink)
+    staged = sink.report
+
+    # Copy, once per key.
+    drafts, generation = drafts_for(staged.keys, spec, catalog)
+    drafts_json = {k: d.model_dump_json() for k, d in drafts.items()}
+
+    # Pass 2: attach copy, stream to the coordinator.
+    counts: dict[str, int] = {}
+    if staged.scored:
+        candidates = ray.data.read_parquet(str(stage / "candidates"))
+        with_copy = candidates.map_batches(
+            cast(Any, attach_copy),
+            fn_kwargs={"mode": spec.copy_.mode, "drafts": drafts_json},
+            batch_format="pyarrow",
+            batch_size=spec.batch_size,
+        )
+        pending: list[Any] = []
+        for batch in with_copy.iter_batches(
+            batch_size=spec.batch_size, batch_format="pyarrow", prefetch_batches=1
+        ):
+            pending.append(coordinator.submit.remote(batch))
+            if len(pending) >= IN_FLIGHT:
+                _add(counts, ray.get(pending.pop(0)))
+        for ref in pending:
+            _add(counts, ray.get(ref))
+    _add(counts, ray.get(coordinator.resume.remote()))
+
+    funnel = {
+        "run_id": run_id,
+        "audience": staged.scored + staged.quarantined,
+        "quarantined": staged.quarantined,
+        **AuditStore(connect(database_url)).funnel(run_id),
+    }
+    runs.finish(run_id, funnel)
+    stop_coordinator(run_id)
+    return CampaignResult(
+        run_id=run_id,
+        dry_run=dry,
+        funnel=funnel,
+        seconds=round(time.perf_counter() - started, 2),
+        generation=generation.__dict__ if generation else None,
+        sample=str(work / "dry-run-sample.jsonl") if dry else None,
+        extra={"batches": counts},
+    )
+
+
+def _add(total: dict[str, int], part: dict[str, int]) -> None:
+    for k, v in part.items():
+        total[k] = total.get(k, 0) + int(v)

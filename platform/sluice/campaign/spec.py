@@ -1,0 +1,272 @@
+"""The campaign spec: one YAML file says what a run scores, decides, writes and sends.
+
+Validated by :class:`CampaignSpec` (pydantic, unknown fields refused); errors name the
+file and the field. Relative paths are relative to the spec file. SMTP host, port and
+credentials can be overridden by ``SLUICE_SMTP_HOST``, ``SLUICE_SMTP_PORT``,
+``SLUICE_SMTP_USER`` and ``SLUICE_SMTP_PASSWORD``; the webhook signing secret and the
+LLM URL come from the environment variables the spec names.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, model_validator
+
+from sluice.contracts._base import Contract, Slug
+from sluice.contracts.briefs import BrandVoice
+from sluice.contracts.customer import Channel
+from sluice.errors import ConfigError
+
+
+class AudienceSpec(Contract):
+    features: Path
+    """Feature rows to score (Parquet file or directory), as `sluice features build` writes."""
+    customers: Path
+    """Customer profiles (``customers.parquet``): consent, time zone, addresses, names."""
+    limit: int | None = Field(default=None, ge=1)
+    """Score at most this many rows (for trials)."""
+
+
+class SmtpChannel(Contract):
+    transport: Literal["smtp"] = "smtp"
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    """Upgrade the connection with STARTTLS before authenticating."""
+    ssl: bool = False
+    """Connect with implicit TLS (port 465)."""
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str = Field(default="offers@shop.example.com", pattern=r"^[^@\s]+@[^@\s]+$")
+    from_name: str = "Sluice Outdoors"
+    unsubscribe_url: HttpUrl = HttpUrl("https://shop.example.com/u")
+    """Base of one-click unsubscribe links (``List-Unsubscribe`` and ``-Post``)."""
+    reconcile_url: HttpUrl | None = None
+    """The relay's message-status API (GET .../{message_id}); resolves ambiguous sends."""
+    timeout_s: float = Field(default=30, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
+
+
+class WebhookChannel(Contract):
+    transport: Literal["webhook"] = "webhook"
+    url: HttpUrl
+    secret_env: str = "SLUICE_WEBHOOK_SECRET"
+    """Environment variable holding the HMAC-SHA256 signing secret."""
+    allow_hosts: tuple[str, ...] = ()
+    """Private, loopback or link-local hosts allowed as targets (refused otherwise)."""
+    timeout_s: float = Field(default=10, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_s: float = Field(default=0.5, ge=0)
+    concurrency: int = Field(default=8, ge=1, le=64)
+
+
+class OutboxChannel(Contract):
+    transport: Literal["outbox"] = "outbox"
+    path: Path
+    """Directory of the outbox; one file per run and channel."""
+    format: Literal["jsonl", "parquet"] = "jsonl"
+    concurrency: int = 1
+
+
+ChannelSpec = Annotated[
+    SmtpChannel | WebhookChannel | OutboxChannel, Field(discriminator="transport")
+]
+
+
+class CopySpec(Contract):
+    mode: Literal["fixed", "generate"] = "fixed"
+    """``fixed``: the offers' approved copy; ``generate``: the LLM, with that copy as fallback."""
+    template: str = "copy-v1"
+    llm_url_env: str = "SLUICE_LLM_BASE_URL"
+    """Environment variable with the LLM deployment's OpenAI base URL (generate mode)."""
+    llm_url: str | None = None
+    """The base URL itself, when not taken from the environment."""
+    model_id: str = "smollm2-135m-instruct"
+    variants: tuple[Slug, ...] = ("a",)
+    """Copy variants, assigned to recipients by hash."""
+    max_prompts: int | None = Field(default=None, ge=0)
+    """LLM budget: generate only the most frequent prompt keys; the rest get approved copy."""
+    max_in_flight: int = Field(default=4, ge=1, le=256)
+    deadline_s: float = Field(default=60, gt=0)
+    voice: BrandVoice = BrandVoice()
+
+    @model_validator(mode="after")
+    def _generate_needs_a_url(self) -> Self:
+        if self.mode == "generate" and not (self.llm_url or self.llm_url_env):
+            raise ValueError(
+                "generate mode needs an LLM URL (llm_url) or the variable holding it (llm_url_env)"
+            )
+        return self
+
+    def base_url(self) -> str | None:
+        return os.environ.get(self.llm_url_env) or self.llm_url
+
+
+class FrequencyCap(Contract):
+    per_day: int = Field(default=1, ge=1, le=100)
+    """Messages per recipient-local calendar day, across all campaigns and channels."""
+
+
+class QuietHours(Contract):
+    start: time = time(21, 0)
+    end: time = time(8, 0)
+    """Recipient-local window in which nothing is sent; a send is deferred to its end."""
+
+
+class ClaimsSpec(Contract):
+    """Prices, percentages, dates and URLs in the copy must be the offer's (no settings)."""
+
+
+class BrandSafety(Contract):
+    banned_terms: tuple[str, ...] = ()
+    competitors: tuple[str, ...] = ()
+    banned_topics: tuple[str, ...] = ()
+    """Descriptions of topics the brand stays away from, compared by meaning (MiniLM)."""
+    topic_threshold: float = Field(default=0.4, gt=0, le=1)
+    fuzzy: float = Field(default=0.86, gt=0.5, le=1)
+    """Similarity from which a word window counts as a banned term (1: exact only)."""
+
+
+class PIISpec(Contract):
+    """No email address, phone, card number or customer id in the copy (no settings)."""
+
+
+class InjectionSpec(Contract):
+    allowed_domains: tuple[str, ...] = ()
+    """Link domains besides the catalog's offer pages (which are always allowed)."""
+
+
+class ChannelFormat(Contract):
+    sms_max_segments: int = Field(default=2, ge=1, le=10)
+    sms_allow_ucs2: bool = True
+    subject_max: int = Field(default=78, ge=10, le=200)
+    preheader_max: int = Field(default=140, ge=10, le=300)
+    push_max: int = Field(default=178, ge=10, le=1000)
+
+
+Band = tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)]]
+
+
+class Confidence(Contract):
+    score_band: Band | None = None
+    """Propensity scores from..to that go to review instead of out."""
+    margin_band: Band | None = None
+    """Expected offer values from..to that go to review."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        for name in ("score_band", "margin_band"):
+            band = getattr(self, name)
+            if band is not None and band[0] > band[1]:
+                raise ValueError(f"{name}: low end {band[0]} is above high end {band[1]}")
+        return self
+
+
+class GatesSpec(Contract):
+    """Each gate's settings; ``null`` turns a gate off (schema, consent and suppression
+    cannot be turned off)."""
+
+    injection: InjectionSpec | None = InjectionSpec()
+    pii: PIISpec | None = PIISpec()
+    claims: ClaimsSpec | None = ClaimsSpec()
+    brand_safety: BrandSafety | None = BrandSafety()
+    channel_format: ChannelFormat | None = ChannelFormat()
+    confidence: Confidence | None = Confidence()
+    frequency_cap: FrequencyCap | None = FrequencyCap()
+    quiet_hours: QuietHours | None = QuietHours()
+
+
+class CampaignSpec(Contract):
+    """One campaign."""
+
+    campaign_id: Slug
+    name: str = Field(min_length=1, max_length=200)
+    brand: Slug = "sluice-outdoors"
+    """Brand for per-brand suppressions."""
+    audience: AudienceSpec
+    model: str = "sluice-propensity@champion"
+    offers: str = "builtin:default"
+    channels: dict[Channel, ChannelSpec] = Field(min_length=1)
+    """Channels this campaign may use, and how each is delivered."""
+    copy_: CopySpec = Field(default_factory=CopySpec, alias="copy")
+    gates: GatesSpec = GatesSpec()
+    holdout_pct: float = Field(default=10.0, ge=0, le=100)
+    """Share of the audience held out as the control group (no message)."""
+    decision_date: date | None = None
+    """Business date for offer validity; default: today (UTC)."""
+    dry_run: bool = False
+    batch_size: int = Field(default=5_000, ge=10, le=200_000)
+    dry_run_sample: int = Field(default=100, ge=0)
+    """How many would-be messages a dry run writes out."""
+
+    def channels_transport(self, channel: str) -> str:
+        """The transport (smtp, webhook, outbox) configured for ``channel``."""
+        return str(self.channels[Channel(channel)].transport)
+
+    def public(self) -> dict[str, Any]:
+        """The spec as stored with the run (secrets masked)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def _apply_smtp_env(data: dict[str, Any]) -> None:
+    for channel in (data.get("channels") or {}).values():
+        if isinstance(channel, dict) and channel.get("transport") == "smtp":
+            for key, env in (
+                ("host", "SLUICE_SMTP_HOST"),
+                ("port", "SLUICE_SMTP_PORT"),
+                ("username", "SLUICE_SMTP_USER"),
+                ("password", "SLUICE_SMTP_PASSWORD"),
+            ):
+                if os.environ.get(env):
+                    channel[key] = os.environ[env]
+
+
+def expand(path: Path | str) -> Path:
+    """``${SLUICE_HOME}`` (even when unset) and other environment variables in a path."""
+    from sluice.settings import get_settings
+
+    text = str(path).replace("${SLUICE_HOME}", str(get_settings().home_dir))
+    return Path(os.path.expandvars(text))
+
+
+def _resolve(base: Path, spec: CampaignSpec) -> CampaignSpec:
+    def rel(p: Path) -> Path:
+        p = expand(p)
+        return p if p.is_absolute() else (base / p).resolve()
+
+    audience = spec.audience.model_copy(
+        update={"features": rel(spec.audience.features), "customers": rel(spec.audience.customers)}
+    )
+    channels = {
+        ch: (c.model_copy(update={"path": rel(c.path)}) if isinstance(c, OutboxChannel) else c)
+        for ch, c in spec.channels.items()
+    }
+    offers = spec.offers if spec.offers.startswith("builtin:") else str(rel(Path(spec.offers)))
+    return spec.model_copy(update={"audience": audience, "channels": channels, "offers": offers})
+
+
+def load_spec(path: Path) -> CampaignSpec:
+    """Read and validate a campaign spec; errors name the file and the field."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: campaign spec not found", field="spec")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}", field="spec") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a campaign spec is a mapping", field="spec")
+    _apply_smtp_env(data)
+    try:
+        spec = CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
+        raise ConfigError(
+            f"{path}: {where}: {first['msg']}", field=where, errors=len(exc.errors())
+        ) from exc
+    return _resolve(path.parent.resolve(), spec)

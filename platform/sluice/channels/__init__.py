@@ -1,0 +1,19 @@
+"""Delivery channels: SMTP email, signed webhooks, the file outbox."""
+
+from sluice.channels.base import (
+    AmbiguousSendError,
+    OutboundMessage,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    Transport,
+)
+
+__all__ = [
+    "AmbiguousSendError",
+    "OutboundMessage",
+    "PermanentSendError",
+    "SendError",
+    "TransientSendError",
+    "Transport",
+]

@@ -1,0 +1,62 @@
+"""The file outbox: messages written to JSONL (or Parquet) instead of a provider.
+
+Useful for channels another system picks up, and for exports. Writes are flushed and
+fsynced before a message counts as sent; reconciliation reads the outbox back, so an
+interrupted run can tell exactly which messages it had written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sluice.channels.base import OutboundMessage
+
+
+class OutboxTransport:
+    name = "outbox"
+
+    def __init__(self, directory: Path, run_id: str, channel: str, fmt: str = "jsonl") -> None:
+        self.dir = directory / run_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fmt = fmt
+        self.channel = channel
+        self.path = self.dir / f"{channel}.jsonl"
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def send(self, message: OutboundMessage) -> str:
+        record = {k: v for k, v in asdict(message).items() if k != "extra"}
+        with self._lock:
+            if self.fmt == "parquet":
+                self._seq += 1
+                target = self.dir / f"{self.channel}-{message.idempotency_key}.parquet"
+                tmp = target.with_suffix(".tmp")
+                pq.write_table(pa.Table.from_pylist([record]), tmp)
+                tmp.replace(target)
+                return str(target.name)
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, default=str) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        return f"{self.path.name}:{message.idempotency_key}"
+
+    def reconcile(self, message: OutboundMessage) -> bool:
+        if self.fmt == "parquet":
+            return (self.dir / f"{self.channel}-{message.idempotency_key}.parquet").exists()
+        if not self.path.exists():
+            return False
+        key = message.idempotency_key
+        with self.path.open(encoding="utf-8") as fh:
+            return any(
+                key in line and json.loads(line).get("idempotency_key") == key for line in fh
+            )
+
+    def close(self) -> None:
+        return None

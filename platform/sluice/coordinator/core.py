@@ -1,0 +1,283 @@
+"""The coordinator: the only component that acts on what models and LLMs propose.
+
+For each batch of candidate messages it records holdouts and offer-less candidates, runs
+the gate chain on the rest, reserves every approved send in the ledger (the frequency cap
+is counted in that same transaction), writes the audit trail, and hands the reserved
+messages to the channel workers. A batch it has seen before (a retried call, a rerun
+of the run id) is not gated again: its audit records exist, and its reserved rows are
+delivered or reconciled from the ledger. All state lives in the database, so a restarted
+coordinator simply carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pyarrow as pa
+
+from sluice.campaign.spec import CampaignSpec
+from sluice.channels.unsubscribe import Unsubscribe, make_token
+from sluice.coordinator.delivery import Deliverer
+from sluice.coordinator.keys import idempotency_key
+from sluice.coordinator.transports import concurrency, make_transports
+from sluice.gates.base import DEFER, FAIL, NO_TIME, REVIEW, GateContext, MessageBatch
+from sluice.gates.build import build_chain
+from sluice.store.audit import AuditStore
+from sluice.store.db import connect
+from sluice.store.ledger import Ledger, Reservation
+from sluice.store.suppressions import Suppressions
+
+log = logging.getLogger("sluice.coordinator")
+ADDRESS_FIELD = {"email": "email", "sms": "phone", "push": "customer_id"}
+COPY_FIELDS = ("subject", "preheader", "body", "cta", "text")
+
+
+def _s(v: Any) -> Any:
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    return v
+
+
+class CoordinatorCore:
+    def __init__(
+        self,
+        run_id: str,
+        spec: CampaignSpec,
+        dry_run: bool,
+        database_url: str | None,
+        unsubscribe_key: bytes,
+        sample_path: str | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.run_id, self.spec, self.dry_run = run_id, spec, dry_run
+        engine = connect(database_url)
+        self.ledger, self.audit = Ledger(engine), AuditStore(engine)
+        self.chain = build_chain(spec)
+        self.services = {"ledger": self.ledger, "suppressions": Suppressions(engine)}
+        self.cap = spec.gates.frequency_cap.per_day if spec.gates.frequency_cap else None
+        self.unsubscribe_key = unsubscribe_key
+        self.now = now or (lambda: datetime.now(UTC))
+        transports = {} if dry_run else make_transports(spec, run_id)
+        self.deliverer = Deliverer(
+            self.ledger, transports, {ch: concurrency(spec, ch) for ch in transports}
+        )
+        self.sample_path = Path(sample_path) if sample_path else None
+        self.sample_left = spec.dry_run_sample if dry_run else 0
+
+    def ping(self) -> str:
+        return self.run_id
+
+    def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
+        channel = row["channel"]
+        token = make_token(
+            Unsubscribe(row["customer_id"], self.spec.brand, channel, self.run_id),
+            self.unsubscribe_key,
+        )
+        payload = {
+            "channel": channel,
+            "address": row.get(ADDRESS_FIELD[channel]),
+            "run_id": self.run_id,
+            "campaign_id": self.spec.campaign_id,
+            "customer_id": row["customer_id"],
+            "decision_id": row["decision_id"],
+            "offer_id": row["offer_id"],
+            "offer_url": row.get("offer_url"),
+            "unsubscribe_token": token,
+        }
+        payload.update({f: row.get(f) for f in COPY_FIELDS})
+        return payload
+
+    def _audit_row(
+        self,
+        row: dict[str, Any],
+        outcome: str,
+        gate: str | None,
+        reason: str | None,
+        verdicts: list[dict[str, Any]] | None,
+        key: str | None,
+    ) -> dict[str, Any]:
+        slots = {"first_name": row.get("first_name")} if row.get("draft_id") else None
+        return {
+            "run_id": self.run_id,
+            "customer_id": row["customer_id"],
+            "decision_id": row["decision_id"],
+            "campaign_id": self.spec.campaign_id,
+            "arm": row["arm"],
+            "model_name": row.get("model_name"),
+            "model_version": row.get("model_version"),
+            "feature_hash": row.get("feature_hash"),
+            "score": _s(row.get("score")),
+            "offer_id": row.get("offer_id"),
+            "channel": row.get("channel"),
+            "expected_value": _s(row.get("expected_value")),
+            "exclusions": row.get("exclusions"),
+            "template_version": row.get("template_version"),
+            "prompt_hash": row.get("prompt_hash"),
+            "copy_source": row.get("copy_source"),
+            "draft_id": row.get("draft_id"),
+            "slots": json.dumps(slots) if slots else None,
+            "verdicts": json.dumps(verdicts) if verdicts is not None else None,
+            "outcome": outcome,
+            "gate": gate,
+            "reason": reason,
+            "idempotency_key": key,
+        }
+
+    def submit(self, table: pa.Table) -> dict[str, int]:
+        """Gate, reserve, record and deliver one batch of candidates; returns its counts."""
+        now = self.now()
+        batch = MessageBatch(table)
+        rows = table.to_pylist()
+        counts: Counter[str] = Counter()
+        seen = self.audit.recorded(self.run_id, [r["customer_id"] for r in rows])
+        fresh = np.array([r["customer_id"] not in seen for r in rows], dtype=bool)
+        gated = np.array(
+            [
+                r["arm"] != "holdout"
+                and r.get("offer_id") is not None
+                and r.get("channel") is not None
+                for r in rows
+            ],
+            dtype=bool,
+        )
+        audit_rows: list[dict[str, Any]] = []
+        drafts: dict[str, str] = {}
+        for i in np.flatnonzero(fresh & ~gated):
+            r = rows[i]
+            outcome = "holdout" if r["arm"] == "holdout" else "no_offer"
+            audit_rows.append(self._audit_row(r, outcome, None, None, None, None))
+            counts[outcome] += 1
+        todo = np.flatnonzero(fresh & gated)
+        keys: dict[int, str] = {}
+        reservations: list[Reservation] = []
+        if len(todo):
+            ctx = GateContext(
+                self.run_id,
+                self.spec.campaign_id,
+                self.spec.brand,
+                now,
+                self.dry_run,
+                self.services,
+            )
+            result = self.chain.run(batch.take(todo), ctx)
+            for k, i in enumerate(todo):
+                r = rows[i]
+                key = idempotency_key(self.run_id, r["customer_id"], r["channel"])
+                keys[int(i)] = key
+                if r.get("draft_id") and r.get("draft_json"):
+                    drafts[r["draft_id"]] = r["draft_json"]
+                outcome_code = int(result.outcome[k])
+                if outcome_code in (FAIL, REVIEW):
+                    name = "rejected" if outcome_code == FAIL else "review"
+                    audit_rows.append(
+                        self._audit_row(
+                            r,
+                            name,
+                            str(result.gate[k]),
+                            str(result.reason[k]),
+                            result.verdicts[k],
+                            None,
+                        )
+                    )
+                    counts[name] += 1
+                    continue
+                until = (
+                    None
+                    if result.defer_until[k] == NO_TIME
+                    else datetime.fromtimestamp(result.defer_until[k] / 1e6, UTC)
+                )
+                if self.dry_run:
+                    name = "would_defer" if outcome_code == DEFER else "would_send"
+                    audit_rows.append(self._audit_row(r, name, None, None, result.verdicts[k], key))
+                    counts[name] += 1
+                    self._sample(r, until)
+                    continue
+                local_day = (until or now).astimezone(ZoneInfo(r["time_zone"])).date()
+                reservations.append(
+                    Reservation(
+                        key,
+                        self.run_id,
+                        self.spec.campaign_id,
+                        r["customer_id"],
+                        r["channel"],
+                        self.spec.channels_transport(r["channel"]),
+                        r["decision_id"],
+                        r["offer_id"],
+                        r["arm"],
+                        local_day,
+                        self._payload(r),
+                        until,
+                    )
+                )
+                audit_rows.append(
+                    self._audit_row(
+                        r,
+                        "deferred" if outcome_code == DEFER else "reserved",
+                        None,
+                        None,
+                        result.verdicts[k],
+                        key,
+                    )
+                )
+        if reservations:
+            booked = self.ledger.reserve(reservations, self.cap, now)
+            capped = set(booked.capped)
+            for a in audit_rows:
+                if a["idempotency_key"] in capped:
+                    verdicts = [
+                        *json.loads(a["verdicts"] or "[]"),
+                        {
+                            "gate": "frequency_cap",
+                            "outcome": "fail",
+                            "reason": "frequency_cap",
+                            "detail": "cap reached when reserving",
+                        },
+                    ]
+                    a.update(
+                        outcome="rejected",
+                        gate="frequency_cap",
+                        reason="frequency_cap",
+                        verdicts=json.dumps(verdicts),
+                        idempotency_key=None,
+                    )
+            counts["rejected"] += len(capped)
+            counts["reserved"] += len(booked.reserved)
+            counts["deferred"] += len(booked.deferred)
+        self.audit.record(audit_rows, drafts)
+        if not self.dry_run:
+            batch_keys = [
+                idempotency_key(self.run_id, r["customer_id"], r["channel"])
+                for r, g in zip(rows, gated, strict=True)
+                if g
+            ]
+            counts.update(self.deliverer.deliver(self.ledger.pending(self.run_id, batch_keys)))
+        return dict(counts)
+
+    def resume(self) -> dict[str, int]:
+        """Deliver what the run still owes: due deferrals and reserved rows (after a crash)."""
+        if self.dry_run:
+            return {}
+        promoted = self.ledger.promote_due(self.run_id, self.now())
+        counts = Counter(self.deliverer.deliver(self.ledger.pending(self.run_id)))
+        counts["promoted"] = promoted
+        return dict(counts)
+
+    def _sample(self, row: dict[str, Any], until: datetime | None) -> None:
+        if self.sample_left <= 0 or self.sample_path is None:
+            return
+        self.sample_left -= 1
+        self.sample_path.parent.mkdir(parents=True, exist_ok=True)
+        record = {**self._payload(row), "send_after": until.isoformat() if until else None}
+        with self.sample_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, default=str) + "\n")
+
+    def close(self) -> None:
+        self.deliverer.close()

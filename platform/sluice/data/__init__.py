@@ -1,0 +1,6 @@
+"""Customer data: the synthetic base generator and readers of real transaction logs."""
+
+from sluice.data.population import true_propensity
+from sluice.data.synth import SynthConfig, SynthResult, synthesize
+
+__all__ = ["SynthConfig", "SynthResult", "synthesize", "true_propensity"]

@@ -1,0 +1,13 @@
+"""Point-in-time feature building from a synthetic base or a real transaction log."""
+
+from sluice.features.build import LABEL_COLUMNS, FeatureBuild, build_features
+from sluice.features.sources import History, load_synthetic, load_transaction_log
+
+__all__ = [
+    "LABEL_COLUMNS",
+    "FeatureBuild",
+    "History",
+    "build_features",
+    "load_synthetic",
+    "load_transaction_log",
+]

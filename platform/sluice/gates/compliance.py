@@ -1,0 +1,180 @@
+"""Compliance gates: schema, consent, suppression, quiet hours, frequency cap."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from sluice.gates.base import DEFER, FAIL, GateContext, MessageBatch, Verdicts
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+REQUIRED_COPY = {"email": ("subject", "body", "cta"), "sms": ("text",), "push": ("text",)}
+ADDRESS = {"email": "email", "sms": "phone", "push": "customer_id"}
+
+
+class SchemaGate:
+    """The message contract: a known channel, a valid address for it, the copy it needs."""
+
+    name = "schema"
+
+    def __init__(self, channels: set[str]) -> None:
+        self.channels = channels
+
+    def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:
+        v = Verdicts.passing(self.name, len(batch))
+        channel = batch.col("channel")
+        known = np.isin(channel, list(self.channels))
+        v.set(~known, FAIL, "unknown_channel", "channel not configured for this campaign")
+        for ch, field in ADDRESS.items():
+            rows = known & (channel == ch)
+            if not rows.any():
+                continue
+            address = batch.col(field)
+            missing = rows & np.array([a is None or a == "" for a in address])
+            v.set(missing & (v.outcome == 0), FAIL, "missing_address", f"no {field} for {ch}")
+            pattern = _EMAIL if ch == "email" else _PHONE if ch == "sms" else None
+            if pattern is not None:
+                bad = (
+                    rows
+                    & ~missing
+                    & np.array([a is not None and not pattern.match(str(a)) for a in address])
+                )
+                v.set(
+                    bad & (v.outcome == 0),
+                    FAIL,
+                    "invalid_address",
+                    f"{field} is not a valid address",
+                )
+            for part in REQUIRED_COPY[ch]:
+                values = batch.col(part)
+                empty = rows & np.array([x is None or not str(x).strip() for x in values])
+                v.set(empty & (v.outcome == 0), FAIL, "missing_copy", f"{ch} copy lacks {part}")
+        return v
+
+
+class ConsentGate:
+    """Consent per channel: granted passes; withdrawn or no record fails."""
+
+    name = "consent"
+
+    def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:
+        v = Verdicts.passing(self.name, len(batch))
+        channel = batch.col("channel")
+        for ch in ("email", "sms", "push"):
+            rows = channel == ch
+            if not rows.any():
+                continue
+            _, withdrawn_state, absent_state = batch.states(f"consent_{ch}")
+            withdrawn = rows & withdrawn_state
+            absent = rows & absent_state
+            v.set(withdrawn, FAIL, "consent_withdrawn", f"{ch} consent withdrawn")
+            v.set(absent, FAIL, "no_consent_record", f"no {ch} consent on record")
+        return v
+
+
+class SuppressionGate:
+    """Unsubscribed, bounced or complained: global entries and the campaign brand's."""
+
+    name = "suppression"
+
+    def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:
+        v = Verdicts.passing(self.name, len(batch))
+        store = ctx.services["suppressions"]
+        ids = batch.col("customer_id")
+        entries = store.lookup(list(dict.fromkeys(ids.tolist())), ctx.brand)
+        if not entries:
+            return v
+        channel = batch.col("channel")
+        for i, cid in enumerate(ids):
+            hit = next((e for e in entries.get(cid, ()) if e.channel in ("*", channel[i])), None)
+            if hit is not None:
+                scope = "all brands" if hit.brand == "*" else hit.brand
+                v.outcome[i], v.reason[i], v.detail[i] = (
+                    FAIL,
+                    hit.reason,
+                    f"suppressed ({hit.reason}, {scope}, {hit.channel})",
+                )
+        return v
+
+
+def local_now(now: datetime, zone: str) -> datetime:
+    return now.astimezone(ZoneInfo(zone))
+
+
+def window_end(local: datetime, start: time, end: time) -> datetime | None:
+    """If ``local`` falls in the quiet window ``[start, end)``, when the window ends (UTC)."""
+    t = local.timetz().replace(tzinfo=None)
+    crosses = start > end
+    inside = (t >= start or t < end) if crosses else (start <= t < end)
+    if not inside:
+        return None
+    day = local.date() + timedelta(days=1) if crosses and t >= start else local.date()
+    ends = datetime.combine(day, end, tzinfo=local.tzinfo)
+    return ends.astimezone(UTC)
+
+
+@dataclass
+class QuietHoursGate:
+    """Recipient-local quiet hours: a send inside the window is deferred to its end."""
+
+    start: time
+    end: time
+    name: str = "quiet_hours"
+
+    def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:
+        v = Verdicts.passing(self.name, len(batch))
+        zones = batch.col("time_zone")
+        for zone in set(zones.tolist()):
+            ends = window_end(local_now(ctx.now, zone), self.start, self.end)
+            if ends is None:
+                continue
+            rows = zones == zone
+            v.set(
+                rows,
+                DEFER,
+                "quiet_hours",
+                f"quiet hours {self.start:%H:%M}-{self.end:%H:%M} in {zone}",
+            )
+            v.defer_until[rows] = int(ends.timestamp() * 1e6)
+        return v
+
+
+def send_day(now: datetime, zone: str, defer_until_us: int | None) -> datetime:
+    when = datetime.fromtimestamp(defer_until_us / 1e6, UTC) if defer_until_us else now
+    return when.astimezone(ZoneInfo(zone))
+
+
+@dataclass
+class FrequencyCapGate:
+    """At most ``per_day`` messages per recipient-local calendar day, across campaigns.
+
+    This read-only check fails recipients already at the cap; the binding check happens
+    again when the send is reserved, in the same transaction (see the ledger).
+    """
+
+    per_day: int
+    name: str = "frequency_cap"
+
+    def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:
+        v = Verdicts.passing(self.name, len(batch))
+        ledger = ctx.services["ledger"]
+        ids, zones = batch.col("customer_id"), batch.col("time_zone")
+        days = {zone: local_now(ctx.now, zone).date() for zone in set(zones.tolist())}
+        keys = [(str(cid), days[zone]) for cid, zone in zip(ids, zones, strict=True)]
+        counts = ledger.contacts_many(keys)
+        for i, key in enumerate(keys):
+            n = counts.get(key, 0)
+            if n >= self.per_day:
+                v.outcome[i], v.reason[i], v.detail[i] = (
+                    FAIL,
+                    "frequency_cap",
+                    f"{n} of {self.per_day} messages already on {key[1]}",
+                )
+            elif ctx.dry_run:
+                counts[key] = n + 1  # a dry run counts what it would send
+        return v

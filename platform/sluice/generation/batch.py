@@ -1,0 +1,164 @@
+"""Copy for a whole campaign: each distinct prompt generated once, then fanned out.
+
+Briefs are de-duplicated by prompt key and looked up in the :class:`DraftCache`; the
+missing ones go through a Ray Data job whose actor calls the LLM deployment with at most
+``max_in_flight`` requests at once. A generation that fails in any way (invalid output
+after retries, deadline, deployment gone, anything unexpected) yields the offer's
+fallback copy with the reason, for that prompt only; after ``breaker_after`` consecutive
+timeouts or unavailability errors the remaining prompts skip the LLM, so a dead
+deployment costs seconds, not a deadline per prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sluice.contracts.briefs import Brief
+from sluice.contracts.drafts import DraftSource, MessageDraft
+from sluice.generation.cache import DraftCache
+from sluice.generation.client import OpenAIChatClient
+from sluice.generation.copywriter import Copywriter, DraftResult, fallback_draft
+from sluice.generation.templates import DEFAULT_TEMPLATE
+
+BREAKER_REASONS = frozenset({"timeout", "llm_unavailable"})
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    base_url: str
+    """OpenAI-compatible base URL of the LLM deployment, e.g. http://127.0.0.1:8000/llm/v1."""
+    model_id: str = "smollm2-135m-instruct"
+    template: str = DEFAULT_TEMPLATE
+    max_in_flight: int = 4
+    """Generations in flight. On CPU, vLLM gains little from batching, so more in flight
+    only makes each one slower; raise it on a GPU."""
+    deadline_s: float = 60.0
+    max_attempts: int = 3
+    breaker_after: int = 3
+
+
+@dataclass
+class GenerationReport:
+    prompts: int = 0
+    cached: int = 0
+    generated: int = 0
+    fallback: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+
+class GenerateDrafts:
+    """Ray Data callable class: one copywriter (and one event loop) per actor."""
+
+    def __init__(self, config: GenerationConfig) -> None:
+        self.config = config
+        self.copywriter = Copywriter(
+            OpenAIChatClient(config.base_url, config.model_id),
+            config.template,
+            config.max_attempts,
+            config.deadline_s,
+        )
+        self.loop = asyncio.new_event_loop()
+        self.consecutive_failures = 0
+
+    async def _one(self, brief: Brief, gate: asyncio.Semaphore) -> DraftResult:
+        version = self.copywriter.template.version
+        async with gate:  # the breaker is checked once a slot is free, not before
+            if self.consecutive_failures >= self.config.breaker_after:
+                return DraftResult(
+                    brief.prompt_key, fallback_draft(brief, version), "circuit_open", 0
+                )
+            try:
+                result = await self.copywriter.draft(brief)
+            except Exception as exc:  # one bad generation never fails the batch
+                return DraftResult(
+                    brief.prompt_key,
+                    fallback_draft(brief, version),
+                    f"error: {type(exc).__name__}",
+                    0,
+                )
+        self.consecutive_failures = (
+            self.consecutive_failures + 1 if result.reason in BREAKER_REASONS else 0
+        )
+        return result
+
+    async def _all(self, briefs: list[Brief]) -> list[DraftResult]:
+        gate = asyncio.Semaphore(self.config.max_in_flight)
+        return list(await asyncio.gather(*(self._one(b, gate) for b in briefs)))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        briefs = [Brief.model_validate_json(b) for b in batch["brief"]]
+        results = self.loop.run_until_complete(self._all(briefs))
+        return {
+            "prompt_key": [r.prompt_key for r in results],
+            "draft": [r.draft.model_dump_json() for r in results],
+            "reason": [r.reason for r in results],
+        }
+
+
+def _dedupe(briefs: Sequence[Brief]) -> dict[str, Brief]:
+    unique: dict[str, Brief] = {}
+    for b in briefs:
+        unique.setdefault(b.prompt_key, b)
+    return unique
+
+
+def generate_drafts(
+    briefs: Sequence[Brief], config: GenerationConfig, cache: DraftCache | None = None
+) -> tuple[dict[str, MessageDraft], GenerationReport]:
+    """A draft for every distinct prompt key among ``briefs``; see the module docstring."""
+    import ray.data
+
+    from sluice.runtime import ensure_ray
+
+    started = time.perf_counter()
+    cache = cache or DraftCache()
+    unique = _dedupe(briefs)
+    planner = Copywriter(OpenAIChatClient(config.base_url, config.model_id), config.template)
+    keys = {
+        pk: (planner.prompt(b)[2], config.model_id, planner.template.version)
+        for pk, b in unique.items()
+    }
+    hits = cache.get_many(list(keys.values()))
+    drafts = {pk: hits[k] for pk, k in keys.items() if k in hits}
+    report = GenerationReport(prompts=len(unique), cached=len(drafts))
+    missing = [b for pk, b in unique.items() if pk not in drafts]
+    reasons: Counter[str] = Counter()
+    fresh: list[MessageDraft] = []
+    if missing:
+        ensure_ray()
+        ds = ray.data.from_items(
+            [{"brief": b.model_dump_json()} for b in missing], override_num_blocks=1
+        )
+        out = ds.map_batches(
+            GenerateDrafts,
+            fn_constructor_kwargs={"config": config},
+            batch_size=len(missing),
+            concurrency=1,
+            num_cpus=0.25,
+        )
+        for row in out.take_all():
+            draft = MessageDraft.model_validate_json(row["draft"])
+            drafts[str(row["prompt_key"])] = draft
+            reasons[str(row["reason"])] += 1
+            fresh.append(draft)
+        cache.put_many(fresh)
+    for d in fresh:
+        if d.source is DraftSource.GENERATED:
+            report.generated += 1
+            report.prompt_tokens += d.prompt_tokens
+            report.completion_tokens += d.completion_tokens
+        else:
+            report.fallback += 1
+    report.reasons = dict(reasons)
+    report.seconds = round(time.perf_counter() - started, 3)
+    return drafts, report

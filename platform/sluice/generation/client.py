@@ -1,0 +1,87 @@
+"""Talking to the LLM deployment through its OpenAI-compatible API."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class LLMUnavailableError(Exception):
+    """The deployment cannot be reached or refuses work (connection, 5xx, not found)."""
+
+
+class GenerationTimeoutError(Exception):
+    """One generation ran past its deadline."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class LLMClient(Protocol):
+    model_id: str
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        sampling: dict[str, Any],
+        deadline_s: float,
+    ) -> Completion: ...
+
+
+class OpenAIChatClient:
+    """Chat completions with vLLM structured output (the JSON schema constrains decoding)."""
+
+    def __init__(self, base_url: str, model_id: str, api_key: str = "not-needed") -> None:
+        from openai import AsyncOpenAI
+
+        self.model_id = model_id
+        self.base_url = base_url
+        self._client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        sampling: dict[str, Any],
+        deadline_s: float,
+    ) -> Completion:
+        import openai
+
+        try:
+            response = await asyncio.wait_for(
+                self._client.chat.completions.create(
+                    model=self.model_id,
+                    messages=messages,  # type: ignore[arg-type]
+                    temperature=float(sampling.get("temperature", 0.7)),
+                    top_p=float(sampling.get("top_p", 0.95)),
+                    max_tokens=int(sampling.get("max_tokens", 300)),
+                    seed=int(sampling.get("seed", 0)),
+                    extra_body={"structured_outputs": {"json": schema}},
+                    timeout=deadline_s,
+                ),
+                timeout=deadline_s,
+            )
+        except (TimeoutError, openai.APITimeoutError) as exc:
+            raise GenerationTimeoutError(f"no answer within {deadline_s:g} s") from exc
+        except (openai.APIConnectionError, openai.InternalServerError, openai.NotFoundError) as exc:
+            raise LLMUnavailableError(str(exc)) from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code == 503:
+                raise LLMUnavailableError(str(exc)) from exc
+            raise
+        choice = response.choices[0]
+        usage = response.usage
+        return Completion(
+            text=choice.message.content or "",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+        )
+
+    async def close(self) -> None:
+        await self._client.close()

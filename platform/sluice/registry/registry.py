@@ -1,0 +1,237 @@
+"""The model registry on MLflow: register, resolve aliases, load, promote.
+
+Aliases (``champion``, ``challenger``) are resolved once to a concrete version; every
+consumer then records and serves that version. Downloaded versions are cached under
+``SLUICE_HOME/cache/models`` (versions are immutable, so the cache never goes stale).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sluice.errors import ModelNotFoundError, PromotionRefusedError
+from sluice.registry.loaded import CONTRACT_FILE, REFERENCE_FILE, LoadedModel
+from sluice.registry.mlflow_setup import ensure_experiment, mlflow_client
+from sluice.registry.promotion import MetricCheck, check_metrics
+from sluice.registry.uri import ModelURI
+from sluice.settings import SluiceSettings, get_settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+    from sluice.training.train import TrainedModel
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version as the registry describes it."""
+
+    name: str
+    version: str
+    run_id: str
+    aliases: tuple[str, ...]
+    created_at: datetime
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Validation metrics recorded at registration (``metric.*`` tags)."""
+        return {
+            k.removeprefix("metric."): float(v)
+            for k, v in self.tags.items()
+            if k.startswith("metric.")
+        }
+
+
+def _info(mv: ModelVersion) -> VersionInfo:
+    return VersionInfo(
+        name=mv.name,
+        version=str(mv.version),
+        run_id=mv.run_id or "",
+        aliases=tuple(sorted(mv.aliases or ())),
+        created_at=datetime.fromtimestamp((mv.creation_timestamp or 0) / 1000, tz=UTC),
+        tags=dict(mv.tags or {}),
+    )
+
+
+class Registry:
+    """Sluice's view of the MLflow model registry."""
+
+    def __init__(self, settings: SluiceSettings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = mlflow_client(self.settings)
+        return self._client
+
+    def resolve(self, uri: str | ModelURI) -> VersionInfo:
+        """The concrete version an alias or version reference points at now."""
+        from mlflow.exceptions import MlflowException
+
+        ref = uri if isinstance(uri, ModelURI) else ModelURI.parse(uri)
+        try:
+            if ref.alias:
+                mv = self.client.get_model_version_by_alias(ref.name, ref.alias)
+            else:
+                mv = self.client.get_model_version(ref.name, str(ref.version))
+        except MlflowException as exc:
+            what = f"alias {ref.alias!r}" if ref.alias else f"version {ref.version}"
+            raise ModelNotFoundError(
+                f"model {ref.name!r} has no {what}", field="model", model=str(ref)
+            ) from exc
+        return _info(mv)
+
+    def load(self, uri: str | ModelURI) -> LoadedModel:
+        """Resolve ``uri`` and load that version (from the local cache when present)."""
+        info = self.resolve(uri)
+        cache = self.settings.home_dir / "cache" / "models" / info.name / info.version
+        if not (cache / "MLmodel").exists():
+            import mlflow
+
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{info.version}-"))
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{info.name}/{info.version}", dst_path=str(staging)
+            )
+            try:
+                staging.rename(cache)
+            except OSError:  # another process finished first; its copy is identical
+                shutil.rmtree(staging, ignore_errors=True)
+        return LoadedModel.from_directory(
+            cache, name=info.name, version=info.version, run_id=info.run_id
+        )
+
+    def versions(self, name: str | None = None) -> list[VersionInfo]:
+        """Every version of ``name`` (default: the configured model), newest first."""
+        from mlflow.exceptions import MlflowException
+
+        model = name or self.settings.model_name
+        try:
+            aliases = dict(self.client.get_registered_model(model).aliases or {})
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"no registered model named {model!r}", field="name") from exc
+        found = [_info(mv) for mv in self.client.search_model_versions(f"name = '{model}'")]
+        # Search results do not carry aliases; the registered model does.
+        held = {
+            v.version: tuple(sorted(a for a, av in aliases.items() if str(av) == v.version))
+            for v in found
+        }
+        versions = [replace(v, aliases=held[v.version]) for v in found]
+        return sorted(versions, key=lambda v: int(v.version), reverse=True)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def register(
+        self, trained: TrainedModel, *, name: str | None = None, alias: str = CHALLENGER
+    ) -> VersionInfo:
+        """Log a training run (params, metrics, tables, contract, model) and register it."""
+        import mlflow
+        import mlflow.lightgbm
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema
+
+        model_name = name or self.settings.model_name
+        client = self.client
+        experiment = ensure_experiment(
+            client, self.settings.experiment, self.settings.effective_artifact_location
+        )
+        ev = trained.evaluation
+        params: dict[str, Any] = {
+            **{f"lgb.{k}": v for k, v in trained.params.items()},
+            "best_iteration": trained.best_iteration,
+            "n_train": trained.n_train,
+            "n_valid": trained.n_valid,
+            "quarantined": trained.quarantined,
+            "validation": trained.validation,
+            "train_cutoff": trained.train_cutoff,
+            "valid_cutoff": trained.valid_cutoff,
+            "feature_contract": trained.contract.key,
+        }
+        signature = ModelSignature(
+            inputs=Schema([ColSpec("double", n) for n in trained.contract.names]),
+            outputs=Schema([ColSpec("double", "score")]),
+        )
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            mlflow.start_run(
+                experiment_id=experiment, run_name=f"train-{trained.train_cutoff or 'features'}"
+            ) as run,
+        ):
+            mlflow.log_params(params)
+            mlflow.log_metrics(ev.scalars())
+            for table, rows in ev.tables().items():
+                mlflow.log_dict({"rows": rows}, f"evaluation/{table}.json")
+            contract_file, reference_file = Path(tmp, CONTRACT_FILE), Path(tmp, REFERENCE_FILE)
+            contract_file.write_text(trained.contract.to_json())
+            reference_file.write_text(trained.reference.model_dump_json())
+            mlflow.log_artifact(str(contract_file))
+            import lightgbm
+
+            logged = mlflow.lightgbm.log_model(
+                trained.booster,
+                name="model",
+                signature=signature,
+                extra_files=[str(contract_file), str(reference_file)],
+                pip_requirements=[f"lightgbm=={lightgbm.__version__}"],
+            )
+            tags = {
+                "feature_contract": trained.contract.key,
+                "feature_contract_digest": trained.contract.digest(),
+                **{f"metric.{k}": f"{v:.6f}" for k, v in ev.scalars().items()},
+            }
+            mv = mlflow.register_model(logged.model_uri, model_name, tags=tags)
+            client.set_model_version_tag(model_name, str(mv.version), "run_id", run.info.run_id)
+        self.set_alias(model_name, alias, str(mv.version))
+        return self.resolve(ModelURI(model_name, version=str(mv.version)))
+
+    def promote(
+        self,
+        version: str,
+        *,
+        to: str = CHAMPION,
+        name: str | None = None,
+        floors: dict[str, float] | None = None,
+        ceilings: dict[str, float] | None = None,
+    ) -> list[MetricCheck]:
+        """Point ``to`` at ``version`` if it meets every floor and ceiling; else refuse."""
+        model_name = name or self.settings.model_name
+        info = self.resolve(ModelURI(model_name, version=version))
+        checks = check_metrics(
+            info.metrics,
+            self.settings.promotion_floors if floors is None else floors,
+            self.settings.promotion_ceilings if ceilings is None else ceilings,
+        )
+        failed = [c for c in checks if not c.passed]
+        if failed:
+            raise PromotionRefusedError(
+                f"version {version} of {model_name} does not meet the promotion policy: "
+                + "; ".join(c.describe() for c in failed),
+                field="version",
+                checks=[c.describe() for c in checks],
+            )
+        previous = None
+        if to == CHAMPION:
+            try:
+                previous = self.resolve(ModelURI(model_name, alias=CHAMPION)).version
+            except ModelNotFoundError:
+                previous = None
+        self.set_alias(model_name, to, version)
+        now = datetime.now(UTC).isoformat()
+        self.client.set_model_version_tag(model_name, version, f"promoted.{to}_at", now)
+        if previous and previous != version:
+            self.client.set_model_version_tag(
+                model_name, version, f"promoted.{to}_previous", previous
+            )
+        return checks

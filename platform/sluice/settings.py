@@ -1,0 +1,92 @@
+"""Process-wide settings, read from ``SLUICE_*`` environment variables.
+
+Nothing here touches the disk or a server at import time: call :func:`get_settings`
+where a value is needed. The embedded defaults keep everything under ``SLUICE_HOME``
+(MLflow with a SQLite backend and local artifacts, SQLite for the ledger); setting a
+URL points the same code at a server instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SluiceSettings(BaseSettings):
+    """Where Sluice keeps its state and which servers it talks to."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore", frozen=True)
+
+    home: Path = Field(
+        default=Path(".sluice"),
+        description="Root of every embedded store (MLflow, ledger, caches, API keys).",
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; falls back to MLFLOW_TRACKING_URI, then to SQLite "
+        "under home.",
+    )
+    registry_uri: str | None = Field(
+        default=None, description="MLflow registry URI when it differs from the tracking URI."
+    )
+    artifact_location: str | None = Field(
+        default=None,
+        description="Artifact root for new MLflow experiments; default home/mlartifacts.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the ledger, audit and review database; default SQLite "
+        "under home.",
+    )
+    experiment: str = Field(default="sluice", description="MLflow experiment for training runs.")
+    model_name: str = Field(
+        default="sluice-propensity", description="Registered model name of the propensity model."
+    )
+    promotion_floors: dict[str, float] = Field(
+        default_factory=lambda: {"roc_auc": 0.65, "pr_auc": 0.05},
+        description="Minimum validation metrics a version needs before it may become champion.",
+    )
+    promotion_ceilings: dict[str, float] = Field(
+        default_factory=lambda: {"log_loss": 0.69},
+        description="Maximum validation metrics (lower is better) for promotion.",
+    )
+
+    @property
+    def home_dir(self) -> Path:
+        """``home`` as an absolute path (not created)."""
+        return self.home.expanduser().resolve()
+
+    @property
+    def effective_tracking_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        return f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def effective_artifact_location(self) -> str:
+        if self.artifact_location:
+            return self.artifact_location
+        return (self.home_dir / "mlartifacts").as_uri()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home_dir / 'sluice.db'}"
+
+    def path(self, *parts: str) -> Path:
+        """A path under home, with its parent directory created."""
+        p = self.home_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def get_settings() -> SluiceSettings:
+    """Settings as the environment says now (cheap; read on every call)."""
+    return SluiceSettings()

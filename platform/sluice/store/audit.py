@@ -1,0 +1,162 @@
+"""The audit trail: one record per candidate per run, and the drafts they point to.
+
+Writes are idempotent (a rerun writes nothing twice). The funnel of a run is read back
+from here and from the ledger, so it is right even after a crash and a resume.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, select
+
+from sluice.store.ledger import _insert
+from sluice.store.schema import audit, deliveries, drafts
+
+
+class AuditStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(self, rows: Sequence[dict[str, Any]], new_drafts: dict[str, str]) -> None:
+        """Insert audit rows and drafts, skipping any already present."""
+        if not rows and not new_drafts:
+            return
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            insert = _insert(conn)
+            if new_drafts:
+                conn.execute(
+                    insert(drafts).on_conflict_do_nothing(index_elements=["draft_id"]),
+                    [{"draft_id": k, "draft": v, "created_at": now} for k, v in new_drafts.items()],
+                )
+            for i in range(0, len(rows), 2_000):
+                chunk = [{**r, "created_at": now} for r in rows[i : i + 2_000]]
+                conn.execute(
+                    insert(audit).on_conflict_do_nothing(index_elements=["run_id", "customer_id"]),
+                    chunk,
+                )
+
+    def recorded(self, run_id: str, customer_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(customer_ids), 500):
+                chunk = list(customer_ids[i : i + 500])
+                found.update(
+                    r[0]
+                    for r in conn.execute(
+                        select(audit.c.customer_id).where(
+                            and_(audit.c.run_id == run_id, audit.c.customer_id.in_(chunk))
+                        )
+                    )
+                )
+        return found
+
+    def record_of(self, run_id: str, customer_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(audit).where(
+                        and_(audit.c.run_id == run_id, audit.c.customer_id == customer_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            out = dict(row)
+            if out.get("draft_id"):
+                text = conn.execute(
+                    select(drafts.c.draft).where(drafts.c.draft_id == out["draft_id"])
+                ).scalar()
+                out["draft"] = json.loads(text) if text else None
+            if out.get("idempotency_key"):
+                out["delivery"] = (
+                    conn.execute(
+                        select(
+                            deliveries.c.state,
+                            deliveries.c.provider_message_id,
+                            deliveries.c.error,
+                            deliveries.c.send_after,
+                        ).where(deliveries.c.idempotency_key == out["idempotency_key"])
+                    )
+                    .mappings()
+                    .first()
+                )
+            return out
+
+    def funnel(self, run_id: str) -> dict[str, Any]:
+        """Counts of the run from the audit trail and the ledger."""
+        with self.engine.connect() as conn:
+            outcomes: dict[str, int] = dict(
+                conn.execute(
+                    select(audit.c.outcome, func.count())
+                    .where(audit.c.run_id == run_id)
+                    .group_by(audit.c.outcome)
+                ).all()
+            )
+            scored = sum(outcomes.values())
+            selected = (
+                conn.execute(
+                    select(func.count()).where(
+                        and_(
+                            audit.c.run_id == run_id,
+                            audit.c.offer_id.is_not(None),
+                            audit.c.arm != "holdout",
+                        )
+                    )
+                ).scalar()
+                or 0
+            )
+            drafted = (
+                conn.execute(
+                    select(func.count()).where(
+                        and_(
+                            audit.c.run_id == run_id,
+                            audit.c.draft_id.is_not(None),
+                            audit.c.arm != "holdout",
+                        )
+                    )
+                ).scalar()
+                or 0
+            )
+            rejected: dict[str, dict[str, int]] = {}
+            for gate, reason, n in conn.execute(
+                select(audit.c.gate, audit.c.reason, func.count())
+                .where(and_(audit.c.run_id == run_id, audit.c.outcome == "rejected"))
+                .group_by(audit.c.gate, audit.c.reason)
+            ):
+                rejected.setdefault(gate, {})[reason] = int(n)
+            states: dict[str, int] = dict(
+                conn.execute(
+                    select(deliveries.c.state, func.count())
+                    .where(deliveries.c.run_id == run_id)
+                    .group_by(deliveries.c.state)
+                ).all()
+            )
+            by_arm: dict[str, int] = dict(
+                conn.execute(
+                    select(audit.c.arm, func.count())
+                    .where(audit.c.run_id == run_id)
+                    .group_by(audit.c.arm)
+                ).all()
+            )
+        return {
+            "scored": int(scored),
+            "selected": int(selected),
+            "drafted": int(drafted),
+            "holdout": int(outcomes.get("holdout", 0)),
+            "no_offer": int(outcomes.get("no_offer", 0)),
+            "rejected": rejected,
+            "review": int(outcomes.get("review", 0)),
+            "deferred": int(states.get("deferred", 0)) + int(outcomes.get("would_defer", 0)),
+            "sent": int(states.get("sent", 0)),
+            "failed": int(states.get("failed", 0)),
+            "pending": int(states.get("reserved", 0)),
+            "would_send": int(outcomes.get("would_send", 0)),
+            "arms": {str(k): int(v) for k, v in by_arm.items()},
+        }

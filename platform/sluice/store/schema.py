@@ -1,0 +1,128 @@
+"""Tables of the Sluice database (ledger, runs, suppressions, contact counts).
+
+SQLAlchemy Core, one ``MetaData``; Alembic migrations in ``migrations/`` create and
+evolve it. Times are stored in UTC.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("campaign_id", String(64), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("spec_digest", String(64), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("funnel", Text),
+    Column("context", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("idempotency_key", String(64), primary_key=True),
+    Column("run_id", String(128), nullable=False),
+    Column("campaign_id", String(64), nullable=False),
+    Column("customer_id", String(128), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("transport", String(16), nullable=False),
+    Column("decision_id", String(64)),
+    Column("offer_id", String(64)),
+    Column("arm", String(16)),
+    Column("state", String(16), nullable=False),
+    Column("local_day", Date, nullable=False),
+    Column("send_after", DateTime(timezone=True)),
+    Column("payload", Text, nullable=False),
+    Column("provider_message_id", String(256)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("attempt_started_at", DateTime(timezone=True)),
+    Column("error", Text),
+    Column("reserved_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("run_id", "customer_id", "channel", name="uq_delivery_run_customer_channel"),
+    Index("ix_deliveries_run_state", "run_id", "state"),
+    Index("ix_deliveries_customer", "customer_id"),
+)
+
+contact_counts = Table(
+    "contact_counts",
+    metadata,
+    Column("customer_id", String(128), primary_key=True),
+    Column("local_day", Date, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("brand", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("source", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("customer_id", "channel", "brand", "reason", name="uq_suppression"),
+    Index("ix_suppressions_customer", "customer_id"),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("customer_id", String(128), primary_key=True),
+    Column("decision_id", String(64), nullable=False),
+    Column("campaign_id", String(64), nullable=False),
+    Column("arm", String(16), nullable=False),
+    Column("model_name", String(128)),
+    Column("model_version", String(32)),
+    Column("feature_hash", String(64)),
+    Column("score", Float),
+    Column("offer_id", String(64)),
+    Column("channel", String(16)),
+    Column("expected_value", Float),
+    Column("exclusions", Text),
+    Column("template_version", String(32)),
+    Column("prompt_hash", String(64)),
+    Column("copy_source", String(16)),
+    Column("draft_id", String(64)),
+    Column("slots", Text),
+    Column("verdicts", Text),
+    Column("outcome", String(16), nullable=False),
+    Column("gate", String(64)),
+    Column("reason", String(64)),
+    Column("idempotency_key", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_audit_run_outcome", "run_id", "outcome"),
+)
+"""One record per candidate of a run: what was decided, proposed and ruled, and why."""
+
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("draft_id", String(64), primary_key=True),
+    Column("draft", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""Message drafts by content hash: many recipients share one."""

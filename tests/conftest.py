@@ -1,0 +1,135 @@
+"""Fixtures every tier shares: an isolated SLUICE_HOME and small synthetic data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from sluice.data import SynthConfig, synthesize
+from sluice.training import TrainedModel
+
+# A small base whose history ends 2026-06-30; these cutoffs all have labels.
+TRAIN_CUTOFF = date(2026, 1, 1)
+VALID_CUTOFF = date(2026, 4, 1)
+SCORE_CUTOFF = date(2026, 7, 1)
+
+
+@pytest.fixture
+def sluice_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty SLUICE_HOME for one test."""
+    home = tmp_path / "sluice-home"
+    monkeypatch.setenv("SLUICE_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12,000-customer synthetic base (generated once per session)."""
+    out = tmp_path_factory.mktemp("synth")
+    synthesize(SynthConfig(customers=12_000, seed=11, chunk_size=5_000), out)
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The SLUICE_HOME of the whole run, so no test ever writes to ./.sluice.
+
+    Session-scoped fixtures (the registry with a trained model) live here; a test that
+    needs an empty home takes ``sluice_home`` instead.
+    """
+    home = tmp_path_factory.mktemp("session-home")
+    saved = {k: os.environ.get(k) for k in ("SLUICE_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["SLUICE_HOME"] = str(home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def features_dir(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Feature tables at the train, validation and scoring cutoffs of ``synth_dir``."""
+    import pyarrow.parquet as pq
+
+    from sluice.data.population import US_PER_DAY, day_us
+    from sluice.features import build_features, load_synthetic
+
+    out = tmp_path_factory.mktemp("features")
+    for name, cutoff in (
+        ("train", TRAIN_CUTOFF),
+        ("valid", VALID_CUTOFF),
+        ("audience", SCORE_CUTOFF),
+    ):
+        c = day_us(cutoff)
+        built = build_features(load_synthetic(synth_dir, c, c + 90 * US_PER_DAY), cutoff)
+        pq.write_table(built.table, out / f"{name}.parquet", row_group_size=4_096)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_model(features_dir: Path) -> TrainedModel:
+    """A small propensity model (trained once per session, not registered)."""
+    from sluice.training import TrainConfig, train
+
+    return train(
+        features_dir / "train.parquet",
+        features_dir / "valid.parquet",
+        TrainConfig(num_boost_round=80),
+    )
+
+
+POSTGRES_ADMIN = os.environ.get(
+    "SLUICE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session (skipped where no server is reachable)."""
+    import secrets
+
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {exc}")
+    name = f"sluice_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    from sluice.store import dispose_all
+
+    dispose_all()
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty Sluice database on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sluice.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    from sqlalchemy import text
+
+    from sluice.store import connect
+    from sluice.store.schema import metadata
+
+    with connect(url).begin() as conn:
+        conn.execute(
+            text(
+                "TRUNCATE "
+                + ", ".join(t.name for t in metadata.sorted_tables)
+                + " RESTART IDENTITY CASCADE"
+            )
+        )
+    return url

@@ -1,0 +1,33 @@
+"""The demo path, as `make demo` runs it (smaller base), in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    env = {**os.environ, "SLUICE_HOME": str(tmp_path / "home"), "COLUMNS": "120"}
+    env.pop("RAY_ADDRESS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "sluice", "demo", "--customers", "20000"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["customers"] == 20_000
+    assert figures["roc_auc"] > 0.7 and figures["top_decile_lift"] > 2
+    # The malformed partner upload: ten rows, every one quarantined with its reasons.
+    assert figures["quarantined"] == 10
+    assert figures["quarantine_reasons"]["tenure_days"] == 10
+    scores = pq.read_table(Path(figures["scores"]) / "scores")
+    assert scores.num_rows == figures["scored"] == 20_000
+    assert set(scores.column("model_version").to_pylist()) == {figures["model_version"]}

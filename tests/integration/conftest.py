@@ -1,0 +1,137 @@
+"""Integration tier: one local Ray cluster and one registered model per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sluice.registry import Registry, VersionInfo
+from sluice.training import TrainedModel
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ray_cluster(session_home: Path) -> Iterator[None]:
+    """A local cluster with more logical CPUs than cores: Serve, Ray Data and the LLM
+    replica share it. Serve runs its fast path (HAProxy), as `sluice serve` does, with
+    HAProxy's side ports moved off their fixed defaults so that a Serve instance already
+    running on this machine cannot collide with the tests."""
+    import ray
+
+    from sluice.runtime import ensure_ray
+    from sluice.serve.launcher import enable_fast_path
+
+    enable_fast_path()
+    # The fast path buffers replica logs 1,000 records at a time; tests read them at once.
+    os.environ["RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE"] = "1"
+    os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
+    os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
+    os.environ["SLUICE_TEST_METRICS_PORT"] = str(free_port())
+    ensure_ray(
+        num_cpus=8,
+        namespace="serve",
+        _metrics_export_port=int(os.environ["SLUICE_TEST_METRICS_PORT"]),
+    )
+    yield
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def champion(session_home: Path, trained_model: TrainedModel) -> VersionInfo:
+    """The session model, registered and promoted to champion."""
+    registry = Registry()
+    info = registry.register(trained_model)
+    registry.promote(info.version)
+    return info
+
+
+@pytest.fixture(scope="session")
+def serve_port() -> int:
+    """One HTTP port for every Serve application of the session (Serve has one)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def service(
+    champion: VersionInfo, serve_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """deployments/decision.yaml as shipped, on a free port, with a short alias poll."""
+    import yaml
+
+    from sluice.serve.launcher import deploy, load_config, wait_ready
+
+    config = Path(__file__).parents[2] / "deployments" / "decision.yaml"
+    raw = yaml.safe_load(config.read_text())
+    raw["applications"][0]["args"]["model_poll_interval_s"] = 0.5
+    for d in raw["applications"][0]["deployments"]:
+        if d["name"] == "Scorer":
+            d["user_config"]["model_poll_interval_s"] = 0.5
+    path = tmp_path_factory.mktemp("serve") / "decision.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    deploy(load_config(path, port=serve_port))
+    url = f"http://127.0.0.1:{serve_port}"
+    ready, detail = wait_ready(url, 180)
+    assert ready, detail
+    yield url
+    from ray import serve
+
+    serve.delete("decision")
+
+
+@pytest.fixture(scope="session")
+def llm_config_path() -> Path:
+    return Path(__file__).parents[2] / "deployments" / "llm-cpu.yaml"
+
+
+@pytest.fixture(scope="session")
+def prepared_llm(session_home: Path) -> Path:
+    from sluice.generation.model_prep import prepare
+
+    return Path(prepare().path)
+
+
+def deploy_llm(config_path: Path, port: int) -> str:
+    """Deploy deployments/llm-cpu.yaml (real vLLM, real model) and wait until it answers a
+    completion; returns the OpenAI base URL."""
+    import httpx
+
+    from sluice.serve.launcher import deploy, load_config
+
+    deploy(load_config(config_path, port=port))
+    base = f"http://127.0.0.1:{port}/llm/v1"
+    body = {
+        "model": "smollm2-135m-instruct",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 1,
+    }
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            if httpx.post(f"{base}/chat/completions", json=body, timeout=120).status_code == 200:
+                return base
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    raise AssertionError("the LLM deployment did not answer within 600 s")
+
+
+@pytest.fixture(scope="session")
+def llm_service(prepared_llm: Path, llm_config_path: Path, serve_port: int) -> Iterator[str]:
+    """The CPU LLM deployment, started once per session."""
+    yield deploy_llm(llm_config_path, serve_port)
+    from ray import serve
+
+    serve.delete("llm")

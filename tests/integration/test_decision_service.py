@@ -1,0 +1,372 @@
+"""The decision service on Ray Serve, deployed from deployments/decision.yaml and
+exercised over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from sluice.auth import KeyStore, Scope
+from sluice.registry import Registry, VersionInfo
+from sluice.training import TrainedModel
+
+
+@pytest.fixture(scope="module")
+def keys(service: str) -> dict[str, str]:
+    store = KeyStore()
+    made = {}
+    for name, scopes in {
+        "score": (Scope.SCORE,),
+        "decide": (Scope.DECIDE,),
+        "admin": (Scope.ADMIN,),
+        "doomed": (Scope.SCORE,),
+    }.items():
+        made[name], _ = store.create(f"it-{name}-{time.monotonic_ns()}", scopes)
+    return made
+
+
+@pytest.fixture(scope="module")
+def rows(features_dir: Path) -> list[dict[str, Any]]:
+    return pq.read_table(features_dir / "audience.parquet").slice(0, 60).to_pylist()
+
+
+def features_of(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "customer_id"}
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_health_readiness_openapi_and_models(
+    service: str, keys: dict[str, str], champion: VersionInfo
+) -> None:
+    assert httpx.get(f"{service}/healthz").json() == {"status": "ok", "detail": ""}
+    assert httpx.get(f"{service}/readyz").status_code == 200
+    paths = httpx.get(f"{service}/openapi.json").json()["paths"]
+    assert {"/v1/score", "/v1/decide", "/v1/models", "/healthz", "/readyz"} <= set(paths)
+    models = httpx.get(f"{service}/v1/models", headers=bearer(keys["score"])).json()
+    assert models["default_alias"] == "champion"
+    by_alias = {m["alias"]: m for m in models["models"]}
+    assert by_alias["champion"]["version"] == champion.version and by_alias["champion"]["loaded"]
+    assert by_alias["champion"]["feature_contract"] == "propensity@1.0.0"
+
+
+def test_authentication_and_scopes(
+    service: str, keys: dict[str, str], rows: list[dict[str, Any]]
+) -> None:
+    body = {"rows": rows[:1]}
+    ctx = {
+        "customer": {
+            "customer_id": rows[0]["customer_id"],
+            "country": "DE",
+            "consents": {"email": True},
+        },
+        "features": features_of(rows[0]),
+    }
+    none = httpx.post(f"{service}/v1/score", json=body)
+    assert none.status_code == 401 and none.headers["www-authenticate"] == "Bearer"
+    assert none.json()["code"] == "unauthorized"
+    assert (
+        httpx.post(
+            f"{service}/v1/score", json=body, headers=bearer("slk_000000000000_nope")
+        ).status_code
+        == 401
+    )
+    assert (
+        httpx.post(
+            f"{service}/v1/score", json=body, headers={"Authorization": "Basic abc"}
+        ).status_code
+        == 401
+    )
+    assert (
+        httpx.post(f"{service}/v1/score", json=body, headers=bearer(keys["score"])).status_code
+        == 200
+    )
+    assert (
+        httpx.post(f"{service}/v1/decide", json=ctx, headers=bearer(keys["score"])).status_code
+        == 403
+    )
+    assert (
+        httpx.post(f"{service}/v1/score", json=body, headers=bearer(keys["decide"])).status_code
+        == 403
+    )
+    assert (
+        httpx.post(f"{service}/v1/decide", json=ctx, headers=bearer(keys["decide"])).status_code
+        == 200
+    )
+    assert (
+        httpx.post(f"{service}/v1/decide", json=ctx, headers=bearer(keys["admin"])).status_code
+        == 200
+    )
+    # Revoking takes effect on the next request, without a restart.
+    doomed = keys["doomed"]
+    assert httpx.post(f"{service}/v1/score", json=body, headers=bearer(doomed)).status_code == 200
+    store = KeyStore()
+    name = next(r.name for r in store.list() if r.name.startswith("it-doomed"))
+    store.revoke(name)
+    assert httpx.post(f"{service}/v1/score", json=body, headers=bearer(doomed)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda r: r.update(recency_days=-1), "rows.0.recency_days"),
+        (lambda r: r.update(frequency_30d="many"), "rows.0.frequency_30d"),
+        (lambda r: r.update(country="XX"), "rows.0.country"),
+        (lambda r: r.update(typo=1), "rows.0.typo"),
+        (lambda r: r.pop("tenure_days"), "rows.0.tenure_days"),
+        (lambda r: r.update(customer_id="has space"), "rows.0.customer_id"),
+    ],
+)
+def test_bad_input_is_422_naming_the_field(
+    service: str, keys: dict[str, str], rows: list[dict[str, Any]], mutate: Any, field: str
+) -> None:
+    row = dict(rows[0])
+    mutate(row)
+    r = httpx.post(f"{service}/v1/score", json={"rows": [row]}, headers=bearer(keys["score"]))
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "invalid_input" and body["field"] == field
+    assert any(e["field"] == field for e in body["errors"])
+
+
+def test_request_size_and_alias_errors(
+    service: str, keys: dict[str, str], rows: list[dict[str, Any]]
+) -> None:
+    h = bearer(keys["score"])
+    assert httpx.post(f"{service}/v1/score", json={"rows": []}, headers=h).status_code == 422
+    assert (
+        httpx.post(f"{service}/v1/score", json={"rows": rows[:1] * 1001}, headers=h).json()["field"]
+        == "rows"
+    )
+    missing = httpx.post(
+        f"{service}/v1/score", json={"rows": rows[:1], "model": "canary"}, headers=h
+    )
+    assert missing.status_code == 404 and missing.json()["field"] == "model"
+    # The customer id goes in `customer` only; features carrying one are refused.
+    ctx = {"customer": {"customer_id": "c-1", "country": "DE"}, "features": rows[0]}
+    twice = httpx.post(f"{service}/v1/decide", json=ctx, headers=bearer(keys["decide"]))
+    assert twice.status_code == 422 and twice.json()["field"] == "features.customer_id"
+
+
+def test_scores_equal_booster_predict(
+    service: str,
+    keys: dict[str, str],
+    rows: list[dict[str, Any]],
+    trained_model: TrainedModel,
+    champion: VersionInfo,
+) -> None:
+    r = httpx.post(f"{service}/v1/score", json={"rows": rows}, headers=bearer(keys["score"]))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_version"] == champion.version
+    expected = trained_model.booster.predict(trained_model.contract.encode_rows(rows))
+    got = np.array([s["score"] for s in body["scores"]])
+    np.testing.assert_array_equal(got, expected)
+    assert [s["customer_id"] for s in body["scores"]] == [r["customer_id"] for r in rows]
+
+
+def test_decisions_follow_the_rules(
+    service: str, keys: dict[str, str], rows: list[dict[str, Any]]
+) -> None:
+    h = bearer(keys["decide"])
+    row = rows[0]
+
+    def decide(**customer: Any) -> dict[str, Any]:
+        r = httpx.post(
+            f"{service}/v1/decide",
+            # Pinned to a date inside every offer's validity window.
+            json={
+                "customer": {
+                    "customer_id": row["customer_id"],
+                    "at": "2026-06-15T12:00:00Z",
+                    **customer,
+                },
+                "features": features_of(row),
+            },
+            headers=h,
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    granted = decide(country="DE", consents={"email": True, "sms": True, "push": True})
+    assert granted["decision_id"].startswith("dec_") and granted["model_version"]
+    assert [o["expected_value"] for o in granted["ranked"]] == sorted(
+        (o["expected_value"] for o in granted["ranked"]), reverse=True
+    )
+    withdrawn = decide(country="DE", consents={"email": False, "sms": False, "push": False})
+    assert withdrawn["offer_id"] is None
+    assert {e["rule"] for e in withdrawn["excluded"]} <= {
+        "consent",
+        "min_score",
+        "country",
+        "validity",
+    }
+    assert any(e["rule"] == "consent" for e in withdrawn["excluded"])
+    us = decide(country="US", consents={"email": True})
+    assert "rain-jacket-25" not in {o["offer_id"] for o in us["ranked"]}
+    held = decide(
+        country="DE", consents={"email": True, "push": True}, held_offers=["spring-boots-20"]
+    )
+    rules = {e["offer_id"]: e["rule"] for e in held["excluded"]}
+    assert rules["spring-boots-20"] == "already_held"
+    assert rules["running-shoes-15"] == "exclusivity"
+    again = decide(country="DE", consents={"email": True, "sms": True, "push": True})
+    assert (again["offer_id"], again["channel"], again["ranked"]) == (
+        granted["offer_id"],
+        granted["channel"],
+        granted["ranked"],
+    )
+
+
+def test_hot_swap_under_load_fails_no_request(
+    service: str,
+    keys: dict[str, str],
+    rows: list[dict[str, Any]],
+    trained_model: TrainedModel,
+    champion: VersionInfo,
+) -> None:
+    seen: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                r = client.post(
+                    f"{service}/v1/score", json={"rows": rows[:3]}, headers=bearer(keys["score"])
+                )
+                seen.append(
+                    (
+                        r.status_code,
+                        r.json().get("model_version") if r.status_code == 200 else r.text,
+                    )
+                )
+
+    workers = [threading.Thread(target=hammer) for _ in range(8)]
+    for w in workers:
+        w.start()
+    registry = Registry()
+    try:
+        time.sleep(1.0)
+        newer = registry.register(trained_model)
+        registry.promote(newer.version)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(v == newer.version for _, v in seen[-20:]):
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+        registry.promote(champion.version)
+    failures = [s for s in seen if s[0] != 200]
+    assert not failures, failures[:5]
+    versions = [v for _, v in seen]
+    assert champion.version in versions and newer.version in versions
+    switched = versions.index(newer.version)
+    assert all(v == newer.version for v in versions[switched + 50 :])
+
+
+def test_prometheus_metrics_are_exported(
+    service: str, keys: dict[str, str], rows: list[dict[str, Any]], champion: VersionInfo
+) -> None:
+    import os
+
+    for _ in range(5):
+        httpx.post(f"{service}/v1/score", json={"rows": rows[:2]}, headers=bearer(keys["score"]))
+    customer = {
+        "customer_id": rows[0]["customer_id"],
+        "country": "DE",
+        "consents": {"email": True},
+        "at": "2026-06-15T12:00:00Z",
+    }
+    httpx.post(
+        f"{service}/v1/decide",
+        json={"customer": customer, "features": features_of(rows[0])},
+        headers=bearer(keys["decide"]),
+    )
+    wanted = (
+        "ray_sluice_requests_total",
+        "ray_sluice_request_latency_ms_bucket",
+        "ray_sluice_decisions_total",
+        "ray_sluice_model_version",
+    )
+    url = f"http://127.0.0.1:{os.environ['SLUICE_TEST_METRICS_PORT']}/metrics"
+    deadline, text = time.monotonic() + 60, ""
+    while time.monotonic() < deadline:
+        text = httpx.get(url, timeout=10).text
+        if all(name in text for name in wanted):
+            break
+        time.sleep(2)
+    missing = [name for name in wanted if name not in text]
+    assert not missing, missing
+    score_lines = [
+        line
+        for line in text.splitlines()
+        if line.startswith("ray_sluice_requests_total")
+        and 'route="/v1/score"' in line
+        and 'status="200"' in line
+    ]
+    assert score_lines and float(score_lines[0].rsplit(" ", 1)[1]) >= 5
+    gauge = [
+        line
+        for line in text.splitlines()
+        if line.startswith("ray_sluice_model_version") and 'alias="champion"' in line
+    ]
+    assert gauge and float(gauge[0].rsplit(" ", 1)[1]) >= float(champion.version)
+    # Keys never reach the metrics (nor the logs): only names and routes do.
+    assert keys["score"] not in text
+
+
+def test_logs_are_json_with_request_ids_and_never_show_keys(
+    service: str, keys: dict[str, str], rows: list[dict[str, Any]]
+) -> None:
+    import json
+
+    import ray
+
+    customer = {
+        "customer_id": rows[0]["customer_id"],
+        "country": "DE",
+        "consents": {"email": True},
+        "at": "2026-06-15T12:00:00Z",
+    }
+    r = httpx.post(
+        f"{service}/v1/decide",
+        json={"customer": customer, "features": features_of(rows[0])},
+        headers={**bearer(keys["decide"]), "X-Request-Id": "trace-me-1"},
+    )
+    # Serve's direct ingress sends the header twice; both carry the caller's id.
+    assert r.status_code == 200 and {v.strip() for v in r.headers["x-request-id"].split(",")} == {
+        "trace-me-1"
+    }
+    decision_id = r.json()["decision_id"]
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "serve"
+    deadline, records = time.monotonic() + 30, []
+    while time.monotonic() < deadline:
+        lines = [
+            line
+            for f in logs.glob("replica_decision_Ingress_*.log")
+            for line in f.read_text().splitlines()
+            if line.strip()
+        ]
+        records = [json.loads(line) for line in lines]  # every line is one JSON object
+        if any(decision_id in rec["message"] for rec in records):
+            break
+        time.sleep(1)
+    [logged] = [rec for rec in records if decision_id in rec["message"]]
+    assert (
+        logged["request_id"] == "trace-me-1"
+        and json.loads(logged["message"])["event"] == "decision"
+    )
+    everything = "".join(f.read_text(errors="replace") for f in logs.glob("*.log"))
+    for key in keys.values():
+        assert key.split("_", 2)[2] not in everything

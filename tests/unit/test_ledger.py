@@ -1,0 +1,149 @@
+"""The delivery ledger, suppressions and runs, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from sluice.errors import ConflictError
+from sluice.store import connect
+from sluice.store.ledger import Ledger, Reservation
+from sluice.store.runs import Runs
+from sluice.store.suppressions import Suppressions
+
+DAY = date(2026, 7, 1)
+
+
+def res(
+    key: str,
+    customer: str,
+    run: str = "run-a",
+    day: date = DAY,
+    send_after: datetime | None = None,
+    channel: str = "email",
+) -> Reservation:
+    return Reservation(
+        key,
+        run,
+        "camp",
+        customer,
+        channel,
+        "smtp",
+        f"dec_{key}",
+        "offer-1",
+        "main",
+        day,
+        {"address": f"{customer}@example.com"},
+        send_after,
+    )
+
+
+def test_reservations_are_idempotent_and_unique_per_run_customer_channel(database_url: str) -> None:
+    ledger = Ledger(connect(database_url))
+    first = ledger.reserve([res("k1", "c1"), res("k2", "c2")], cap=None)
+    assert sorted(first.reserved) == ["k1", "k2"] and not first.existing
+    again = ledger.reserve([res("k1", "c1"), res("k3", "c3")], cap=None)
+    assert again.existing == {"k1": "reserved"} and again.reserved == ["k3"]
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):  # same run, customer and channel under another key
+        ledger.reserve([res("other", "c1")], cap=None)
+    assert ledger.counts("run-a") == {"reserved": 3}
+
+
+def test_the_cap_is_counted_in_the_reserving_transaction(database_url: str) -> None:
+    ledger = Ledger(connect(database_url))
+    out = ledger.reserve([res("a1", "c1", "run-a"), res("a2", "c2", "run-a")], cap=1)
+    assert sorted(out.reserved) == ["a1", "a2"]
+    out = ledger.reserve(
+        [res("b1", "c1", "run-b"), res("b2", "c2", "run-b", day=DAY + timedelta(days=1))], cap=1
+    )
+    assert out.capped == ["b1"] and out.reserved == ["b2"]
+    assert ledger.contacts("c1") == {DAY: 1}
+
+
+def test_two_campaigns_at_once_never_exceed_the_cap(database_url: str) -> None:
+    engine = connect(database_url)
+    customers = [f"c{i}" for i in range(40)]
+    errors: list[BaseException] = []
+
+    def campaign(run: str) -> None:
+        try:
+            ledger = Ledger(engine)
+            for i in range(0, len(customers), 5):
+                ledger.reserve([res(f"{run}-{c}", c, run) for c in customers[i : i + 5]], cap=1)
+        except BaseException as exc:  # pragma: no cover - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=campaign, args=(f"run-{n}",)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    ledger = Ledger(engine)
+    assert sum(sum(ledger.counts(f"run-{n}").values()) for n in range(3)) == len(customers)
+    assert all(ledger.contacts(c) == {DAY: 1} for c in customers)
+
+
+def test_claims_outcomes_and_the_cap_after_a_failure(database_url: str) -> None:
+    ledger = Ledger(connect(database_url))
+    ledger.reserve([res("k1", "c1"), res("k2", "c2"), res("k3", "c3")], cap=1)
+    assert ledger.claim("k1") and not ledger.claim("k1")  # one attempt in flight at a time
+    [row] = ledger.pending("run-a", ["k1"])
+    assert row.attempts == 1 and row.attempt_started_at is not None  # ambiguous if we crashed now
+    ledger.release("k1", "connection refused")
+    assert ledger.pending("run-a", ["k1"])[0].attempt_started_at is None
+    assert ledger.claim("k1")
+    ledger.mark_sent("k1", "<k1@shop>")
+    ledger.mark_failed("k2", "refused: 550")  # certainly not delivered: frees the cap
+    ledger.mark_failed("k3", "ambiguous", delivered_maybe=True)  # maybe delivered: still counts
+    assert ledger.counts("run-a") == {"sent": 1, "failed": 2}
+    assert ledger.contacts("c2") == {DAY: 0} and ledger.contacts("c3") == {DAY: 1}
+    assert not ledger.claim("k1")
+
+
+def test_deferred_rows_become_due(database_url: str) -> None:
+    ledger = Ledger(connect(database_url))
+    now = datetime(2026, 7, 1, 22, tzinfo=UTC)
+    later = now + timedelta(hours=10)
+    out = ledger.reserve([res("k1", "c1", send_after=later), res("k2", "c2")], cap=1, now=now)
+    assert out.deferred == ["k1"] and out.reserved == ["k2"]
+    assert ledger.promote_due("run-a", now) == 0
+    assert ledger.promote_due("run-a", later + timedelta(seconds=1)) == 1
+    assert {r.idempotency_key for r in ledger.pending("run-a")} == {"k1", "k2"}
+
+
+def test_suppressions_by_brand_and_channel(database_url: str) -> None:
+    store = Suppressions(connect(database_url))
+    assert store.add("c1", "unsubscribed", channel="email", brand="outdoors")
+    assert not store.add("c1", "unsubscribed", channel="email", brand="outdoors")
+    store.add("c2", "complained")  # every channel, every brand
+    store.add("c3", "bounced", brand="other-brand")
+    found = store.lookup(["c1", "c2", "c3", "c4"], brand="outdoors")
+    assert {k: [(s.channel, s.reason) for s in v] for k, v in found.items()} == {
+        "c1": [("email", "unsubscribed")],
+        "c2": [("*", "complained")],
+    }
+    assert store.remove("c1", "unsubscribed", channel="email", brand="outdoors") == 1
+    with pytest.raises(ValueError, match="reason"):
+        store.add("c5", "annoyed")
+
+
+def test_a_run_id_is_bound_to_its_spec_and_kind(database_url: str) -> None:
+    runs = Runs(connect(database_url))
+    first = runs.start("r1", "camp", {"a": 1}, dry_run=False, context={"model": "m/3"})
+    assert first.status == "running" and first.context == {"model": "m/3"}
+    runs.finish("r1", {"sent": 3})
+    again = runs.start("r1", "camp", {"a": 1}, dry_run=False)
+    assert (
+        again.status == "running"
+        and again.context == {"model": "m/3"}
+        and again.funnel == {"sent": 3}
+    )
+    with pytest.raises(ConflictError, match="different campaign spec"):
+        runs.start("r1", "camp", {"a": 2}, dry_run=False)
+    with pytest.raises(ConflictError, match="was a real run"):
+        runs.start("r1", "camp", {"a": 1}, dry_run=True)
