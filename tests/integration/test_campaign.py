@@ -101,6 +101,11 @@ def test_campaign_delivers_gated_messages_once_and_records_everything(
         "schema",
         "consent",
         "suppression",
+        "injection",
+        "pii",
+        "claims",
+        "brand_safety",
+        "channel_format",
         "frequency_cap",
     ]
     # A rerun of the same run id sends nothing again and reports the same funnel.

@@ -5,7 +5,8 @@ letters, leetspeak and letter spacing undone), exactly or fuzzily (a word window
 similarity to the term reaches ``fuzzy``). Topics are compared by meaning: each
 sentence of the copy and the copy as a whole are embedded with MiniLM, and a cosine
 similarity to a banned topic's description of at least ``topic_threshold`` fails the
-message. Every distinct text is embedded once per batch, in batches.
+message. Each distinct text (with the recipient's name masked) is judged once per run,
+and each distinct sentence embedded once, in batches.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from difflib import SequenceMatcher
 import numpy as np
 
 from sluice.gates.base import FAIL, GateContext, MessageBatch, Verdicts
-from sluice.gates.text import Finding, apply_findings, copy_text, distinct, normalise
+from sluice.gates.text import Finding, apply_findings, copy_text, normalise
 
+CACHE_MAX = 200_000
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -35,10 +37,10 @@ def term_hit(normal: str, term: str, fuzzy: float) -> bool:
     words, size = normal.split(), len(term.split())
     for i in range(len(words) - size + 1):
         window = " ".join(words[i : i + size])
-        if (
-            abs(len(window) - len(term)) <= 2
-            and SequenceMatcher(None, window, term).ratio() >= fuzzy
-        ):
+        if abs(len(window) - len(term)) > 2 or (window[0] != term[0] and window[-1] != term[-1]):
+            continue
+        matcher = SequenceMatcher(None, window, term)
+        if matcher.real_quick_ratio() >= fuzzy and matcher.ratio() >= fuzzy:
             return True
     return False
 
@@ -60,6 +62,8 @@ class BrandSafetyGate:
         self.topic_threshold = topic_threshold
         self.fuzzy = fuzzy
         self._topic_vectors: np.ndarray | None = None
+        self._vectors: dict[str, np.ndarray] = {}
+        self._judged: dict[str, Finding] = {}
 
     def _terms(self, text: str) -> Finding:
         normal = normalise(text)
@@ -83,28 +87,47 @@ class BrandSafetyGate:
             parts = [text, *(p for p in _SENTENCE.split(text) if len(p.split()) >= 3)]
             pieces += parts
             owner += [k] * len(parts)
-        sims = model.encode(pieces) @ self._topic_vectors.T
+        fresh = sorted({p for p in pieces if p not in self._vectors})
+        if fresh:
+            if len(self._vectors) > CACHE_MAX:
+                self._vectors.clear()
+            self._vectors.update(zip(fresh, model.encode(fresh), strict=True))
+        sims = np.stack([self._vectors[p] for p in pieces]) @ self._topic_vectors.T
         best = np.full((len(texts), len(self.topics)), -1.0, np.float32)
         np.maximum.at(best, np.asarray(owner), sims)
         found: dict[str, Finding] = {}
         for k, text in enumerate(texts):
             j = int(np.argmax(best[k]))
-            if best[k, j] >= self.topic_threshold:
-                found[text] = (
+            found[text] = (
+                (
                     "banned_topic",
                     f"close to banned topic {self.topics[j]!r} (similarity {best[k, j]:.2f})",
                 )
+                if best[k, j] >= self.topic_threshold
+                else None
+            )
         return found
 
     def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:
         v = Verdicts.passing(self.name, len(batch))
         texts = copy_text(batch)
-        findings = distinct(texts, self._terms)
+        # Brand safety is a matter of the copy, not of the greeting: each text is judged
+        # with the recipient's name masked, so a draft is judged once, not once per name
+        # (the name itself is the injection gate's concern). Judgements are kept across
+        # batches: they depend only on the text and this gate's settings.
+        names = batch.col("first_name") if batch.has("first_name") else [None] * len(texts)
+        masked = [
+            t.replace(str(n), "there") if isinstance(n, str) and n.strip() else t
+            for t, n in zip(texts, names, strict=True)
+        ]
+        unseen = sorted(set(masked) - self._judged.keys())
+        if len(self._judged) > CACHE_MAX:
+            self._judged.clear()
+        for text in unseen:
+            self._judged[text] = self._terms(text)
         if self.topics:
-            unseen = sorted({t for t, f in zip(texts, findings, strict=True) if f is None})
-            topical = self._topic_findings(unseen, ctx) if unseen else {}
-            findings = [
-                f if f is not None else topical.get(t) for t, f in zip(texts, findings, strict=True)
-            ]
-        apply_findings(v, findings, FAIL)
+            open_ = [t for t in unseen if self._judged[t] is None]
+            if open_:
+                self._judged.update(self._topic_findings(open_, ctx))
+        apply_findings(v, [self._judged[m] for m in masked], FAIL)
         return v

@@ -138,6 +138,7 @@ class ClaimsGate:
 
     def __init__(self, catalog: OfferCatalog) -> None:
         self.facts = {o.offer_id: Facts.of(o) for o in catalog.offers}
+        self._memo: dict[str, Finding] = {}
 
     def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:
         v = Verdicts.passing(self.name, len(batch))
@@ -152,5 +153,5 @@ class ClaimsGate:
                 return "unknown_offer", f"{offer_id} is not in the catalog"
             return check(text, facts)
 
-        apply_findings(v, distinct(keys, one), FAIL)
+        apply_findings(v, distinct(keys, one, self._memo), FAIL)
         return v

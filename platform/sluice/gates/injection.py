@@ -134,11 +134,12 @@ class InjectionGate:
 
     def __init__(self, allowed_domains: Sequence[str]) -> None:
         self.allowed = tuple(d.lower().removeprefix("www.") for d in allowed_domains)
+        self._memo: dict[str, Finding] = {}
 
     def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:
         v = Verdicts.passing(self.name, len(batch))
         texts = copy_text(batch)
-        apply_findings(v, distinct(texts, lambda t: check(t, self.allowed)), FAIL)
+        apply_findings(v, distinct(texts, lambda t: check(t, self.allowed), self._memo), FAIL)
         if batch.has("first_name"):
             names = batch.col("first_name")
             odd = np.array(

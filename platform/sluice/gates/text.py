@@ -62,6 +62,7 @@ _CONFUSABLES = str.maketrans(
 _SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){3,}[a-z]\b")
 
 T = TypeVar("T")
+MEMO_MAX = 200_000
 
 
 def copy_text(batch: MessageBatch, fields: Sequence[str] = COPY_FIELDS) -> list[str]:
@@ -73,9 +74,15 @@ def copy_text(batch: MessageBatch, fields: Sequence[str] = COPY_FIELDS) -> list[
     ]
 
 
-def distinct(keys: Sequence[str], fn: Callable[[str], T]) -> list[T]:
-    """``fn`` applied once per distinct key, returned per row."""
-    seen: dict[str, T] = {}
+def distinct(
+    keys: Sequence[str], fn: Callable[[str], T], memo: dict[str, T] | None = None
+) -> list[T]:
+    """``fn`` applied once per distinct key, returned per row. With ``memo`` (a gate's
+    own, for results that depend only on the key and the gate's settings), keys judged in
+    earlier batches are not judged again."""
+    seen: dict[str, T] = {} if memo is None else memo
+    if memo is not None and len(memo) > MEMO_MAX:
+        memo.clear()
     return [seen[k] if k in seen else seen.setdefault(k, fn(k)) for k in keys]
 
 
