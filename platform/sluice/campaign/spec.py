@@ -203,6 +203,9 @@ class CampaignSpec(Contract):
     batch_size: int = Field(default=5_000, ge=10, le=200_000)
     dry_run_sample: int = Field(default=100, ge=0)
     """How many would-be messages a dry run writes out."""
+    review_hours: float = Field(default=72, gt=0, le=24 * 90)
+    """Review window: a message waiting for a person expires this long after it was
+    gated (and never after its offer's last day)."""
 
     def channels_transport(self, channel: str) -> str:
         """The transport (smtp, webhook, outbox) configured for ``channel``."""

@@ -6,7 +6,16 @@ import logging
 
 import typer
 
-from sluice.cli import bench_cmd, campaign_cmd, data_cmd, features_cmd, llm_cmd, models_cmd
+from sluice.cli import (
+    audit_cmd,
+    bench_cmd,
+    campaign_cmd,
+    data_cmd,
+    features_cmd,
+    llm_cmd,
+    models_cmd,
+    review_cmd,
+)
 from sluice.cli.demo_cmd import demo
 from sluice.cli.output import fail
 from sluice.cli.score_cmd import score
@@ -27,6 +36,8 @@ app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(keys_app, name="keys")
 app.add_typer(llm_cmd.app, name="llm")
 app.add_typer(campaign_cmd.app, name="campaign")
+app.add_typer(review_cmd.app, name="review")
+app.add_typer(audit_cmd.app, name="audit")
 app.command("mailsink")(campaign_cmd.mailsink)
 app.command("train")(train)
 app.command("score")(score)

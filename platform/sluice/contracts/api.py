@@ -86,3 +86,42 @@ def decide_request_model(contract: FeatureContract) -> type[Contract]:
         model=(ModelAlias | None, None),
     )
     return model
+
+
+class ReviewView(Contract):
+    """One item of the review queue, as the admin API shows it."""
+
+    review_id: str
+    run_id: str
+    campaign_id: str
+    customer_id: str
+    channel: str
+    offer_id: str | None
+    gate: str
+    reason: str
+    detail: str | None
+    status: str
+    decided_by: str | None
+    decided_at: str | None
+    note: str | None
+    result: str | None
+    expires_at: str
+    created_at: str
+    message: dict[str, object] = Field(default_factory=dict)
+    """The copy and the fields a reviewer needs (subject, body, text, score, first name)."""
+
+
+class ReviewList(Contract):
+    items: tuple[ReviewView, ...]
+
+
+Reviewer = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+class ApproveRequest(Contract):
+    by: Reviewer
+
+
+class RejectRequest(Contract):
+    by: Reviewer
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -29,8 +29,12 @@ from pydantic import Field
 from sluice.auth.keys import KeyRecord, KeyStore, Scope
 from sluice.contracts._base import Contract
 from sluice.contracts.api import (
+    ApproveRequest,
     Health,
     ModelsResponse,
+    RejectRequest,
+    ReviewList,
+    ReviewView,
     ScoredRow,
     ScoreResponse,
     ServedModel,
@@ -42,6 +46,7 @@ from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import SluiceError, UnavailableError
 from sluice.serve.engine import ScoreJob, ScoreOutcome
 from sluice.serve.metrics import NoMetrics, ServiceMetrics
+from sluice.store.reviews import ReviewItem
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
 ROUTES = frozenset({"/v1/score", "/v1/decide", "/v1/models", "/healthz", "/readyz"})
@@ -279,5 +284,68 @@ def create_api(
             raise UnavailableError("the default model is not loaded yet", field="model")
         return Health(status="ready")
 
+    add_review_routes(api, Annotated[KeyRecord, Depends(require(Scope.ADMIN))])
     api.add_middleware(RequestIds, metrics=metrics, fallback=request_id, echo=echo_request_id)
     return api
+
+
+def _review_view(item: ReviewItem) -> ReviewView:
+    return ReviewView(**item.summary(), message=item.copy())
+
+
+def add_review_routes(api: FastAPI, admin_key: Any) -> None:
+    """The review queue under ``/v1/admin/reviews`` (admin scope). The handlers are
+    synchronous: FastAPI runs them in its thread pool, so an approval's delivery never
+    blocks the event loop that serves decisions."""
+    from sluice.review import actions
+
+    def list_reviews(
+        _: admin_key,
+        run: str | None = None,
+        status: str = "pending",
+        limit: int = Query(default=100, ge=1, le=1000),
+    ) -> ReviewList:
+        items = actions.pending(run, None if status == "all" else status, limit)
+        return ReviewList(items=tuple(_review_view(i) for i in items))
+
+    def get_review(review_id: str, _: admin_key) -> ReviewView:
+        return _review_view(actions.show(review_id))
+
+    def approve_review(
+        review_id: str,
+        body: ApproveRequest,
+        _: admin_key,
+    ) -> ReviewView:
+        return _review_view(actions.approve(review_id, body.by))
+
+    def reject_review(
+        review_id: str,
+        body: RejectRequest,
+        _: admin_key,
+    ) -> ReviewView:
+        return _review_view(actions.reject(review_id, body.by, body.reason))
+
+    api.get(
+        "/v1/admin/reviews",
+        response_model=ReviewList,
+        responses=ERRORS,
+        summary="Messages waiting for a person",
+    )(list_reviews)
+    api.get(
+        "/v1/admin/reviews/{review_id}",
+        response_model=ReviewView,
+        responses=ERRORS,
+        summary="One review item",
+    )(get_review)
+    api.post(
+        "/v1/admin/reviews/{review_id}/approve",
+        response_model=ReviewView,
+        responses=ERRORS,
+        summary="Approve: the other gates, the ledger, then delivery",
+    )(approve_review)
+    api.post(
+        "/v1/admin/reviews/{review_id}/reject",
+        response_model=ReviewView,
+        responses=ERRORS,
+        summary="Reject, with who and why",
+    )(reject_review)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, func, select, update
 
 from sluice.store.ledger import _insert
 from sluice.store.schema import audit, deliveries, drafts
@@ -39,6 +39,37 @@ class AuditStore:
                     insert(audit).on_conflict_do_nothing(index_elements=["run_id", "customer_id"]),
                     chunk,
                 )
+
+    def settle_review(
+        self,
+        run_id: str,
+        customer_id: str,
+        outcome: str,
+        gate: str | None,
+        reason: str | None,
+        verdicts: list[dict[str, Any]],
+        key: str | None,
+    ) -> None:
+        """A reviewed message's record after a person's decision: the review verdict and
+        what the other gates and the ledger said then are added to its verdicts."""
+        with self.engine.begin() as conn:
+            before = conn.execute(
+                select(audit.c.verdicts).where(
+                    and_(audit.c.run_id == run_id, audit.c.customer_id == customer_id)
+                )
+            ).scalar()
+            trail = [*json.loads(before or "[]"), *verdicts]
+            conn.execute(
+                update(audit)
+                .where(and_(audit.c.run_id == run_id, audit.c.customer_id == customer_id))
+                .values(
+                    outcome=outcome,
+                    gate=gate,
+                    reason=reason,
+                    verdicts=json.dumps(trail),
+                    idempotency_key=key,
+                )
+            )
 
     def recorded(self, run_id: str, customer_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

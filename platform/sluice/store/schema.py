@@ -126,3 +126,29 @@ drafts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 """Message drafts by content hash: many recipients share one."""
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("review_id", String(64), primary_key=True),
+    Column("run_id", String(128), nullable=False),
+    Column("campaign_id", String(64), nullable=False),
+    Column("customer_id", String(128), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("offer_id", String(64)),
+    Column("gate", String(64), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("detail", Text),
+    Column("message", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("decided_by", String(128)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("note", Text),
+    Column("result", String(64)),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_reviews_status", "status", "run_id"),
+)
+"""Messages waiting for a person (``pending``) and what became of them (``approved``,
+``rejected``, ``expired``). ``message`` is the candidate row (Arrow IPC, base64) so an
+approved message is gated and delivered exactly as the run would have."""

@@ -1,0 +1,83 @@
+"""Review decisions, as the CLI and the admin API take them.
+
+Approving hands the message back to the coordinator core of its run: every gate other
+than the one that asked for review runs again (consent, suppressions and the frequency
+cap may have changed while it waited), then the ledger reserves it and it is delivered
+like any other message of the run, exactly once. Rejecting records who and why. Both
+close expired items first: a message whose review window is over is never sent.
+"""
+
+from __future__ import annotations
+
+from sluice.store.audit import AuditStore
+from sluice.store.db import connect
+from sluice.store.reviews import APPROVED, REJECTED, ReviewItem, ReviewQueue
+from sluice.store.runs import Runs
+
+
+def pending(
+    run_id: str | None = None,
+    status: str | None = "pending",
+    limit: int = 100,
+    database_url: str | None = None,
+) -> list[ReviewItem]:
+    queue = ReviewQueue(connect(database_url))
+    queue.expire()
+    return queue.list(run_id, status, limit)
+
+
+def show(review_id: str, database_url: str | None = None) -> ReviewItem:
+    queue = ReviewQueue(connect(database_url))
+    queue.expire()
+    return queue.get(review_id)
+
+
+def approve(review_id: str, by: str, database_url: str | None = None) -> ReviewItem:
+    from sluice.campaign.spec import CampaignSpec
+    from sluice.channels.unsubscribe import secret
+    from sluice.coordinator.core import CoordinatorCore
+    from sluice.errors import NotFoundError
+
+    engine = connect(database_url)
+    queue = ReviewQueue(engine)
+    queue.expire()
+    item = queue.decide(review_id, APPROVED, by, None, None)
+    run = Runs(engine).get(item.run_id)
+    if run is None:
+        raise NotFoundError(f"review_id: run {item.run_id} is not recorded", field="review_id")
+    spec = CampaignSpec.model_validate(run.spec)
+    core = CoordinatorCore(item.run_id, spec, False, database_url, secret())
+    try:
+        result = core.release_reviewed(item.table(), item.gate, by)
+    finally:
+        core.close()
+    queue.settle(review_id, result)
+    return queue.get(review_id)
+
+
+def reject(review_id: str, by: str, reason: str, database_url: str | None = None) -> ReviewItem:
+    from sluice.errors import InputError
+
+    if not reason.strip():
+        raise InputError("--reason: say why the message is rejected", field="reason")
+    engine = connect(database_url)
+    queue = ReviewQueue(engine)
+    queue.expire()
+    item = queue.decide(review_id, REJECTED, by, reason, "rejected")
+    AuditStore(engine).settle_review(
+        item.run_id,
+        item.customer_id,
+        "rejected",
+        "review",
+        "reviewer_rejected",
+        [
+            {
+                "gate": "review",
+                "outcome": "fail",
+                "reason": "reviewer_rejected",
+                "detail": f"by {by}: {reason}",
+            }
+        ],
+        None,
+    )
+    return item

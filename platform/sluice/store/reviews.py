@@ -1,0 +1,167 @@
+"""The review queue: messages a gate handed to a person.
+
+An item is keyed by the message's idempotency key, so a retried batch or a resumed run
+never queues a message twice. It carries the candidate row itself (one-row Arrow IPC
+stream, base64) so that, once approved, the message is gated and delivered exactly as
+the run would have sent it. Items are ``pending`` until a person approves or rejects
+them, or until they expire (the campaign's review window is over).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import Engine, and_, false, select, update
+
+from sluice.errors import ConflictError, InputError, NotFoundError
+from sluice.store.db import utc
+from sluice.store.ledger import _insert
+from sluice.store.schema import reviews
+
+PENDING, APPROVED, REJECTED, EXPIRED = "pending", "approved", "rejected", "expired"
+
+
+def encode_row(table: pa.Table) -> str:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return base64.b64encode(sink.getvalue().to_pybytes()).decode()
+
+
+def decode_row(text: str) -> pa.Table:
+    return pa.ipc.open_stream(base64.b64decode(text)).read_all()
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    review_id: str
+    run_id: str
+    campaign_id: str
+    customer_id: str
+    channel: str
+    offer_id: str | None
+    gate: str
+    reason: str
+    detail: str | None
+    message: str
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+    result: str | None
+    expires_at: datetime
+    created_at: datetime
+
+    def table(self) -> pa.Table:
+        return decode_row(self.message)
+
+    def copy(self) -> dict[str, Any]:
+        row = self.table().to_pylist()[0]
+        return {
+            k: row.get(k)
+            for k in ("subject", "preheader", "body", "cta", "text", "score", "first_name")
+            if row.get(k) is not None
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            k: (v.isoformat() if isinstance(v, datetime) else v)
+            for k, v in self.__dict__.items()
+            if k != "message"
+        }
+
+
+class ReviewQueue:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def enqueue(self, items: Sequence[dict[str, Any]]) -> None:
+        """Queue items (dicts of the table's columns); ones already queued are kept as is."""
+        if not items:
+            return
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert(conn)(reviews).on_conflict_do_nothing(index_elements=["review_id"]),
+                [{"status": PENDING, "created_at": now, **i} for i in items],
+            )
+
+    def _item(self, row: Any) -> ReviewItem:
+        data = dict(row._mapping)
+        for k in ("decided_at", "expires_at", "created_at"):
+            data[k] = utc(data[k])
+        return ReviewItem(**data)
+
+    def get(self, review_id: str) -> ReviewItem:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(reviews).where(reviews.c.review_id == review_id)).first()
+        if row is None:
+            raise NotFoundError(f"review_id: no review item {review_id}", field="review_id")
+        return self._item(row)
+
+    def list(
+        self, run_id: str | None = None, status: str | None = PENDING, limit: int = 100
+    ) -> list[ReviewItem]:
+        query = select(reviews).order_by(reviews.c.created_at, reviews.c.review_id).limit(limit)
+        if run_id:
+            query = query.where(reviews.c.run_id == run_id)
+        if status:
+            query = query.where(reviews.c.status == status)
+        with self.engine.connect() as conn:
+            return [self._item(r) for r in conn.execute(query)]
+
+    def expire(self, now: datetime | None = None) -> int:
+        """Close every pending item whose review window is over."""
+        now = now or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(reviews)
+                .where(and_(reviews.c.status == PENDING, reviews.c.expires_at <= now))
+                .values(status=EXPIRED, decided_at=now, decided_by="sluice", result="expired")
+            )
+        return int(done.rowcount or 0)
+
+    def decide(
+        self, review_id: str, status: str, by: str, note: str | None, result: str | None
+    ) -> ReviewItem:
+        """Record a person's decision on a pending item; a decided item stays decided
+        (an approval whose delivery was interrupted may be given again, to finish it)."""
+        if not by.strip():
+            raise InputError("--by: say who decides", field="by")
+        now = datetime.now(UTC)
+        resumable = (
+            and_(reviews.c.status == APPROVED, reviews.c.result.is_(None))
+            if status == APPROVED
+            else false()
+        )
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(reviews)
+                .where(
+                    and_(
+                        reviews.c.review_id == review_id,
+                        (reviews.c.status == PENDING) | resumable,
+                    )
+                )
+                .values(status=status, decided_by=by, decided_at=now, note=note, result=result)
+            )
+        if not done.rowcount:
+            item = self.get(review_id)
+            raise ConflictError(
+                f"review_id: {review_id} is already {item.status}"
+                + (f" by {item.decided_by}" if item.decided_by else ""),
+                field="review_id",
+            )
+        return self.get(review_id)
+
+    def settle(self, review_id: str, result: str) -> None:
+        """What became of an approved item (reserved, deferred, rejected by a gate...)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(reviews).where(reviews.c.review_id == review_id).values(result=result)
+            )
