@@ -18,12 +18,29 @@ def demo(
     workdir: Annotated[
         Path | None, typer.Option(help="Where data and outputs go (default SLUICE_HOME/demo).")
     ] = None,
+    campaign: Annotated[Path, typer.Option(help="Campaign spec to run at the end.")] = Path(
+        "jobs/spring-boots.yaml"
+    ),
+    no_campaign: Annotated[bool, typer.Option("--no-campaign", help="Stop after scoring.")] = False,
+    no_llm: Annotated[
+        bool, typer.Option("--no-llm", help="Approved copy only; no LLM deployment.")
+    ] = False,
+    llm_prompts: Annotated[
+        int, typer.Option(min=1, help="Prompt keys the LLM drafts (the most frequent).")
+    ] = 4,
 ) -> None:
     """Run the platform end to end on embedded defaults."""
     from sluice.demo import DemoConfig, run_demo
 
     figures = run_demo(
-        DemoConfig(customers=customers, seed=seed, workdir=workdir),
+        DemoConfig(
+            customers=customers,
+            seed=seed,
+            workdir=workdir,
+            campaign=None if no_campaign else campaign,
+            llm=not no_llm,
+            llm_prompts=llm_prompts,
+        ),
         step=lambda s: console.print(f"[bold cyan]>[/] {s}"),
     )
     rows = [
@@ -38,5 +55,22 @@ def demo(
         [f"  quarantined for {k}", v] for k, v in sorted(figures["quarantine_reasons"].items())
     ]
     rows += [["scores", figures["scores"]]]
+    funnel = figures.get("funnel")
+    if funnel:
+        from sluice.cli.campaign_cmd import funnel_table
+
+        rows += [[f"campaign {figures['campaign_run_id']}", f"{figures['campaign_s']} s"]]
+        rows += [
+            [f"  {k}", f"{v:,}" if isinstance(v, int) else str(v)] for k, v in funnel_table(funnel)
+        ]
+        rows += [["  emails in the mail sink", f"{figures['emails_received']:,}"]]
+        generation = figures.get("generation")
+        if generation:
+            rows += [
+                [
+                    "  LLM drafts / fallbacks",
+                    f"{generation.get('generated')} / {generation.get('fallback')}",
+                ]
+            ]
     console.print(table("Sluice demo", ["", ""], rows))
     emit_json(figures)

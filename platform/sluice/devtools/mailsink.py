@@ -47,7 +47,7 @@ class MailStore:
         with self.lock:
             self.attempts[mid] += 1
             path = self.root / "new" / f"{self._name(mid)}.eml"
-            copies = len(list(self.root.glob(f"new/{self._name(mid)}*.eml")))
+            copies = self.attempts[mid] - 1  # duplicates are kept too, side by side
             target = path if copies == 0 else path.with_name(f"{self._name(mid)}.dup{copies}.eml")
             target.write_bytes(raw)
         return mid
