@@ -51,6 +51,9 @@ demo: setup
 bench: setup
 	$(BIN)/sluice bench batch --customers 2000000
 	$(BIN)/sluice bench online --seconds 30 --concurrency 8
+	$(BIN)/sluice bench gates --messages 100000
+	$(BIN)/sluice bench campaign --customers 1000000 --dry-run
+	$(BIN)/sluice bench llm
 
 clean:
 	rm -rf .sluice out .pytest_cache .mypy_cache .ruff_cache

@@ -95,3 +95,122 @@ def online(
         )
     )
     emit_json(asdict(r))
+
+
+@app.command("campaign")
+def campaign(
+    customers: Annotated[int, typer.Option(min=10_000, help="Recipients of the dry run.")] = (
+        1_000_000
+    ),
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run/--no-dry-run",
+            help="Time the whole-base run as a dry run (delivery is timed on a subset).",
+        ),
+    ] = True,
+    smtp_messages: Annotated[
+        int, typer.Option(min=100, help="Recipients of the real run into the local SMTP server.")
+    ] = 20_000,
+    workdir: Annotated[Path | None, typer.Option(help="Scratch directory (replaced).")] = None,
+) -> None:
+    """A whole-base campaign dry run vs the scoring job alone; SMTP delivery vs smtplib."""
+    from sluice.bench.campaign import run_campaign_bench
+    from sluice.errors import InputError
+
+    if not dry_run:
+        raise InputError(
+            "--no-dry-run: the whole-base run is always a dry run; real delivery is timed on "
+            "--smtp-messages recipients",
+            field="dry_run",
+        )
+    r = run_campaign_bench(customers, smtp_messages, _workdir(workdir, "campaign"))
+    console.print(
+        table(
+            f"Campaign, {r.customers:,} recipients",
+            ["", "seconds", "per second"],
+            [
+                [
+                    "(a) campaign dry run (score, decide, copy, gates, audit)",
+                    r.dry_run_s,
+                    f"{r.recipients_per_s:,}",
+                ],
+                ["(b) scoring job alone, same audience", r.scoring_s, ""],
+                [
+                    "ratio b/a (1.0: the campaign costs no more than scoring)",
+                    "",
+                    r.ratio_vs_scoring,
+                ],
+                [
+                    f"(c) SMTP delivery, {r.smtp_messages:,} emails",
+                    r.smtp_delivery_s,
+                    r.smtp_msgs_per_s,
+                ],
+                ["(d) bare smtplib, one connection, same server", "", r.bare_smtp_msgs_per_s],
+                ["ratio c/d", "", r.smtp_ratio],
+            ],
+        )
+    )
+    emit_json(asdict(r))
+
+
+@app.command("gates")
+def gates(
+    messages: Annotated[int, typer.Option(min=1_000, help="Drafts through the chain.")] = 100_000,
+    variants: Annotated[int, typer.Option(min=1, max=100, help="Phrasings per copy.")] = 20,
+    workdir: Annotated[Path | None, typer.Option(help="Scratch directory (replaced).")] = None,
+) -> None:
+    """The whole gate chain (MiniLM included) vs the compliance gates alone."""
+    from sluice.bench.gates import run_gate_bench
+
+    r = run_gate_bench(messages, variants, _workdir(workdir, "gates"))
+    console.print(
+        table(
+            f"Gate chain, {r.messages:,} drafts ({r.distinct_texts:,} distinct texts)",
+            ["", "seconds", "messages/s"],
+            [
+                [
+                    "(a) every gate, MiniLM topics included",
+                    r.gate_seconds,
+                    f"{r.gate_msgs_per_s:,}",
+                ],
+                ["(b) compliance gates only", r.compliance_seconds, f"{r.compliance_msgs_per_s:,}"],
+                ["ratio b/a time", "", r.ratio_vs_compliance],
+                ["gate time for 1M recipients (s)", r.seconds_per_1m, ""],
+            ],
+        )
+    )
+    emit_json(asdict(r))
+
+
+@app.command("llm")
+def llm(
+    config: Annotated[Path, typer.Option(help="Serve config of the LLM app.")] = Path(
+        "deployments/llm-cpu.yaml"
+    ),
+    tokens: Annotated[int, typer.Option(min=8, help="Generated tokens per request.")] = 48,
+    prompt_keys: Annotated[int, typer.Option(min=1, help="Prompt keys of the campaign.")] = 200,
+    recipients: Annotated[int, typer.Option(min=1_000, help="Campaign recipients.")] = 100_000,
+    workdir: Annotated[Path | None, typer.Option(help="Scratch directory (replaced).")] = None,
+) -> None:
+    """Serve LLM tokens/s at concurrency 1/8/32 vs bare vllm.LLM; campaign copy rate."""
+    from sluice.bench.llm import CONCURRENCY, run_llm_bench
+
+    r = run_llm_bench(config, tokens, prompt_keys, recipients, _workdir(workdir, "llm"))
+    rows: list[list[object]] = [
+        [f"concurrency {c}", r.serve_tok_s[f"c{c}"], r.bare_tok_s[f"c{c}"], r.ratios[f"c{c}"]]
+        for c in CONCURRENCY
+    ]
+    console.print(
+        table(
+            f"{r.model_id}: generated tokens/s, {r.tokens_per_request} tokens per request",
+            ["", "(a) Ray Serve", "(b) bare vllm.LLM", "a/b (target >= 0.8 at 32)"],
+            rows,
+        )
+    )
+    console.print(
+        f"campaign copy: {r.recipients:,} recipients, {r.prompt_keys} prompt keys: "
+        f"generation {r.generation_s} s ({r.generated} generated, {r.fallback} fallback), "
+        f"fan-out {r.fanout_s} s -> {r.copy_recipients_per_s:,} recipients with copy/s"
+    )
+    emit_json(asdict(r))
