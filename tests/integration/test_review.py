@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.testclient import TestClient
 from sqlalchemy import update
-from tests.integration.test_campaign import emails_of, write_spec
 
 from sluice.auth import KeyStore, Scope
 from sluice.auth.keys import KeyRecord
 from sluice.campaign.run import run_campaign
 from sluice.devtools.mailsink import MailSink
+from sluice.errors import SluiceError
 from sluice.registry import VersionInfo
 from sluice.review import actions
 from sluice.serve.http import add_review_routes
@@ -55,6 +56,7 @@ def sluice(*args: str) -> dict[str, object]:
 def test_review_approve_reject_and_expiry(
     champion: VersionInfo, synth_dir: Path, features_dir: Path, sink: MailSink, tmp_path: Path
 ) -> None:
+    from tests.integration.test_campaign import emails_of, write_spec
 
     spec = write_spec(
         tmp_path / "r.yaml",
@@ -78,12 +80,12 @@ def test_review_approve_reject_and_expiry(
     result = run_campaign(spec, run_id="it-review-1")
     f = result.funnel
     assert f["sent"] == 0 and f["review"] > 5
-    items = actions.pending("it-review-1")
+    items = actions.pending("it-review-1", limit=10_000)
     assert len(items) == f["review"]
     assert {(i.gate, i.reason) for i in items} == {("confidence", "ambiguous_score")}
 
     # The CLI: list, show, approve.
-    listed = sluice("review", "list", "--run", "it-review-1")
+    listed = sluice("review", "list", "--run", "it-review-1", "--limit", "5000")
     assert len(listed["items"]) == len(items)  # type: ignore[arg-type]
     shown = sluice("review", "show", items[0].review_id)
     assert shown["copy"]["subject"]  # type: ignore[index]
@@ -108,6 +110,11 @@ def test_review_approve_reject_and_expiry(
     decide, _ = store.create("it-decide", (Scope.DECIDE,))
 
     app = FastAPI()
+
+    @app.exception_handler(SluiceError)
+    async def sluice_error(_: Request, exc: SluiceError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status_code, content=exc.to_dict())
+
     bearer = HTTPBearer(auto_error=False)
 
     async def check(
@@ -145,7 +152,7 @@ def test_review_approve_reject_and_expiry(
             .where(reviews.c.review_id == late)
             .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
         )
-    assert late not in {i.review_id for i in actions.pending("it-review-1")}
+    assert late not in {i.review_id for i in actions.pending("it-review-1", limit=10_000)}
     assert actions.show(late).status == "expired"
     with pytest.raises(Exception, match="already expired"):
         actions.approve(late, "dave")
@@ -157,6 +164,7 @@ def test_audit_show_replay_and_export(
 ) -> None:
     import pyarrow.parquet as pq
     import yaml
+    from tests.integration.test_campaign import write_spec
 
     spec = write_spec(tmp_path / "a.yaml", synth_dir, features_dir, sink, "it-audit")
     f = run_campaign(spec, run_id="it-audit-1", dry_run=True).funnel

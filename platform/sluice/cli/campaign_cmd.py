@@ -103,9 +103,10 @@ def status(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
 
 
 def mailsink(
-    directory: Annotated[Path, typer.Option(help="Where received messages are stored.")] = Path(
-        ".sluice/mailsink"
-    ),
+    directory: Annotated[
+        Path | None,
+        typer.Option(help="Where received messages are stored (default SLUICE_HOME/mailsink)."),
+    ] = None,
     smtp_port: Annotated[int, typer.Option(help="SMTP port.")] = 2525,
     http_port: Annotated[int, typer.Option(help="Message-status API port.")] = 2580,
     reply_delay_ms: Annotated[
@@ -114,7 +115,9 @@ def mailsink(
 ) -> None:
     """A local SMTP server that stores what it receives (for demos and tests)."""
     from sluice.devtools.mailsink import MailSink
+    from sluice.settings import get_settings
 
+    directory = directory or get_settings().home_dir / "mailsink"
     sink = MailSink(
         directory, smtp_port=smtp_port, http_port=http_port, reply_delay_s=reply_delay_ms / 1000
     ).start()

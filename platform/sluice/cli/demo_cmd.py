@@ -64,6 +64,7 @@ def demo(
             [f"  {k}", f"{v:,}" if isinstance(v, int) else str(v)] for k, v in funnel_table(funnel)
         ]
         rows += [["  emails in the mail sink", f"{figures['emails_received']:,}"]]
+        rows += [["  SMS and push in the outbox", f"{figures['outbox_messages']:,}"]]
         generation = figures.get("generation")
         if generation:
             rows += [

@@ -115,7 +115,11 @@ class ReviewList(Contract):
     items: tuple[ReviewView, ...]
 
 
-Reviewer = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+VISIBLE = r"[^\s\x00-\x1f\x7f]"
+"""At least one visible character: what a name or a reason must contain."""
+Reviewer = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=VISIBLE)
+]
 
 
 class ApproveRequest(Contract):
@@ -124,4 +128,7 @@ class ApproveRequest(Contract):
 
 class RejectRequest(Contract):
     by: Reviewer
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    reason: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=VISIBLE),
+    ]

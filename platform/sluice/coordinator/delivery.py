@@ -70,7 +70,9 @@ class Deliverer:
                 return "sent"
             if known is None:
                 self.ledger.mark_failed(
-                    key, "ambiguous: the provider may have the message; reconcile by hand"
+                    key,
+                    "ambiguous: the provider may have the message; reconcile by hand",
+                    delivered_maybe=True,
                 )
                 return "failed"
             self.ledger.release(key, "reconciled: not delivered")

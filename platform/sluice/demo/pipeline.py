@@ -175,8 +175,19 @@ def _campaign(config: DemoConfig, work: Path, step: Callable[[str], None]) -> di
             from ray import serve
 
             serve.shutdown()
+    from sluice.campaign.spec import expand
+
+    outboxes = {
+        expand(c["path"]) / result.run_id
+        for c in spec["channels"].values()
+        if c.get("transport") == "outbox"
+    }
+    outbox_messages = sum(
+        len(p.read_text().splitlines()) for d in outboxes for p in d.glob("*.jsonl")
+    )
     return {
         "campaign_run_id": result.run_id,
+        "outbox_messages": outbox_messages,
         "funnel": result.funnel,
         "generation": result.generation,
         "emails_received": len(sink.store.attempts),

@@ -1,9 +1,9 @@
 """PII: no email address, phone number, card number or customer id in the copy.
 
 The only personal data a message may carry is what a declared slot put there (the
-recipient's first name); an address, a phone number, a card number or any customer's
-id in the copy, the recipient's own or another's, fails the message. The check runs
-on the text with slots filled, once per distinct text.
+recipient's first name); an address, a phone number, a card number, or the id of any
+customer in the batch (the recipient's own or another's) in the copy fails the message.
+The check runs on the text with slots filled, once per distinct text.
 """
 
 from __future__ import annotations

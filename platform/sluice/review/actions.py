@@ -9,6 +9,10 @@ close expired items first: a message whose review window is over is never sent.
 
 from __future__ import annotations
 
+import json
+import re
+
+from sluice.contracts.api import VISIBLE
 from sluice.store.audit import AuditStore
 from sluice.store.db import connect
 from sluice.store.reviews import APPROVED, REJECTED, ReviewItem, ReviewQueue
@@ -33,7 +37,7 @@ def show(review_id: str, database_url: str | None = None) -> ReviewItem:
 
 
 def approve(review_id: str, by: str, database_url: str | None = None) -> ReviewItem:
-    from sluice.campaign.spec import CampaignSpec
+    from sluice.campaign.spec import CampaignSpec, _apply_smtp_env
     from sluice.channels.unsubscribe import secret
     from sluice.coordinator.core import CoordinatorCore
     from sluice.errors import NotFoundError
@@ -45,7 +49,9 @@ def approve(review_id: str, by: str, database_url: str | None = None) -> ReviewI
     run = Runs(engine).get(item.run_id)
     if run is None:
         raise NotFoundError(f"review_id: run {item.run_id} is not recorded", field="review_id")
-    spec = CampaignSpec.model_validate(run.spec)
+    stored = json.loads(json.dumps(run.spec))
+    _apply_smtp_env(stored)  # the stored spec masks credentials; the environment has them
+    spec = CampaignSpec.model_validate(stored)
     core = CoordinatorCore(item.run_id, spec, False, database_url, secret())
     try:
         result = core.release_reviewed(item.table(), item.gate, by)
@@ -58,7 +64,7 @@ def approve(review_id: str, by: str, database_url: str | None = None) -> ReviewI
 def reject(review_id: str, by: str, reason: str, database_url: str | None = None) -> ReviewItem:
     from sluice.errors import InputError
 
-    if not reason.strip():
+    if not re.search(VISIBLE, reason):
         raise InputError("--reason: say why the message is rejected", field="reason")
     engine = connect(database_url)
     queue = ReviewQueue(engine)

@@ -10,6 +10,7 @@ them, or until they expire (the campaign's review window is over).
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,7 +132,7 @@ class ReviewQueue:
     ) -> ReviewItem:
         """Record a person's decision on a pending item; a decided item stays decided
         (an approval whose delivery was interrupted may be given again, to finish it)."""
-        if not by.strip():
+        if not re.search(r"[^\s\x00-\x1f\x7f]", by):
             raise InputError("--by: say who decides", field="by")
         now = datetime.now(UTC)
         resumable = (
