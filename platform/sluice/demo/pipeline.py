@@ -94,6 +94,15 @@ def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -
     step(f"Promoting version {version.version} to champion (metric floors)")
     registry.promote(version.version)
 
+    if config.campaign is not None and config.llm:
+        # One local cluster for scoring, Serve and the LLM replica: more logical CPUs than
+        # cores, so the LLM's placement group and the ingress fit beside Ray Data.
+        import os
+
+        from sluice.runtime import ensure_ray
+
+        ensure_ray(num_cpus=max(8, 2 * (os.cpu_count() or 1)), namespace="serve")
+
     step("Batch-scoring the audience on Ray Data with sluice-propensity@champion")
     report = run_scoring(
         ScoreRequest(
