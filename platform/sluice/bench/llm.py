@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 CONCURRENCY = (1, 8, 32)
+LOCALES = {"US": "en-US", "DE": "de-DE", "GB": "en-GB", "FR": "fr-FR", "SE": "sv-SE"}
 
 OFFLINE = r"""
 import json, sys, time
@@ -47,7 +48,7 @@ for c in args["concurrency"]:
         results = llm.chat(batch[i : i + c], params, use_tqdm=False)
         done += sum(len(r.outputs[0].token_ids) for r in results)
     out[str(c)] = done / (time.perf_counter() - started)
-print(json.dumps(out))
+print("SLUICE_BENCH " + json.dumps(out), flush=True)
 """
 
 
@@ -88,7 +89,7 @@ def _briefs(n: int) -> list[Any]:
             brief_for(
                 offer,
                 channel,
-                "en",
+                LOCALES[country],
                 SegmentProfile(tier=tier, lifecycle=life, country=country),
                 variant,
             )
@@ -181,7 +182,10 @@ def run_llm_bench(
     )
     if done.returncode != 0:
         raise RuntimeError(f"offline vLLM failed:\n{done.stderr[-3000:]}")
-    bare = json.loads(done.stdout.strip().splitlines()[-1])
+    marked = [x for x in done.stdout.splitlines() if x.startswith("SLUICE_BENCH ")]
+    if not marked:
+        raise RuntimeError(f"offline vLLM printed no figures:\n{done.stdout[-2000:]}")
+    bare = json.loads(marked[-1].removeprefix("SLUICE_BENCH "))
     for c in CONCURRENCY:
         report.bare_tok_s[f"c{c}"] = round(float(bare[str(c)]), 1)
         report.ratios[f"c{c}"] = round(report.serve_tok_s[f"c{c}"] / bare[str(c)], 3)
