@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import k8s_support
 import pytest
 
 
@@ -13,3 +16,14 @@ def _forbid_ray(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("unit tests must not start Ray; move this test to tests/integration")
 
     monkeypatch.setattr(ray, "init", refuse)
+
+
+# k8s/ manifest tests: one parameter per overlay, and per environment.
+@pytest.fixture(params=k8s_support.overlay_dirs(), ids=k8s_support.overlay_id)
+def overlay(request: pytest.FixtureRequest) -> Path:
+    return Path(request.param)
+
+
+@pytest.fixture(params=k8s_support.environments())
+def env(request: pytest.FixtureRequest) -> str:
+    return str(request.param)

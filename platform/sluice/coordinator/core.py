@@ -15,7 +15,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,19 +25,16 @@ import pyarrow as pa
 
 from sluice.campaign.spec import CampaignSpec
 from sluice.channels.unsubscribe import Unsubscribe, make_token
-from sluice.contracts.verdicts import GateOutcome
 from sluice.coordinator.delivery import Deliverer
 from sluice.coordinator.keys import idempotency_key
+from sluice.coordinator.reviewed import review_item
 from sluice.coordinator.transports import concurrency, make_transports
 from sluice.decisioning.catalog import load_catalog
-from sluice.errors import ConflictError
 from sluice.gates.base import (
     DEFER,
     FAIL,
     NO_TIME,
     REVIEW,
-    ChainResult,
-    GateChain,
     GateContext,
     MessageBatch,
 )
@@ -45,7 +42,7 @@ from sluice.gates.build import build_chain
 from sluice.store.audit import AuditStore
 from sluice.store.db import connect
 from sluice.store.ledger import Ledger, Reservation
-from sluice.store.reviews import ReviewQueue, encode_row
+from sluice.store.reviews import ReviewQueue
 from sluice.store.suppressions import Suppressions
 
 log = logging.getLogger("sluice.coordinator")
@@ -194,7 +191,7 @@ class CoordinatorCore:
                 outcome_code = int(result.outcome[k])
                 if outcome_code == REVIEW and not self.dry_run:
                     review_items.append(
-                        self._review_item(batch_table, int(i), r, key, result, k, now)
+                        review_item(self, batch_table, int(i), r, key, result, k, now)
                     )
                 if outcome_code in (FAIL, REVIEW):
                     name = "rejected" if outcome_code == FAIL else "review"
@@ -285,104 +282,6 @@ class CoordinatorCore:
             self._payload(r),
             until,
         )
-
-    def _review_item(
-        self,
-        table: pa.Table,
-        i: int,
-        r: dict[str, Any],
-        key: str,
-        result: ChainResult,
-        k: int,
-        now: datetime,
-    ) -> dict[str, Any]:
-        verdict = next(
-            v for v in reversed(result.verdicts[k]) if v["outcome"] == GateOutcome.REVIEW.value
-        )
-        return {
-            "review_id": key,
-            "run_id": self.run_id,
-            "campaign_id": self.spec.campaign_id,
-            "customer_id": r["customer_id"],
-            "channel": r["channel"],
-            "offer_id": r.get("offer_id"),
-            "gate": verdict["gate"],
-            "reason": verdict["reason"],
-            "detail": verdict["detail"],
-            "message": encode_row(table.slice(i, 1)),
-            "expires_at": self.review_expiry(r, now),
-        }
-
-    def review_expiry(self, r: dict[str, Any], now: datetime) -> datetime:
-        """End of the review window: ``review_hours`` after gating, and never after the
-        last day of the offer."""
-        until = now + timedelta(hours=self.spec.review_hours)
-        offer = self.catalog.get(r["offer_id"]) if r.get("offer_id") else None
-        if offer is not None:
-            last = datetime.combine(offer.valid_until + timedelta(days=1), time(), UTC)
-            until = min(until, last)
-        return until
-
-    def release_reviewed(self, table: pa.Table, gate: str, by: str) -> str:
-        """A person approved the review ``gate`` asked for: the message goes through every
-        other gate again (consent, suppression and the cap may have changed meanwhile),
-        then the ledger and delivery like any other. Returns what became of it."""
-        if self.dry_run:
-            raise ConflictError("review_id: a dry run sends nothing; nothing to approve")
-        now = self.now()
-        row = table.to_pylist()[0]
-        key = idempotency_key(self.run_id, row["customer_id"], row["channel"])
-        chain = GateChain([g for g in self.chain.gates if g.name != gate])
-        ctx = GateContext(
-            self.run_id, self.spec.campaign_id, self.spec.brand, now, False, self.services
-        )
-        result = chain.run(MessageBatch(table), ctx)
-        approval = {"gate": gate, "outcome": "pass", "reason": "approved", "detail": f"by {by}"}
-        verdicts = [approval, *result.verdicts[0]]
-        code = int(result.outcome[0])
-        if code in (FAIL, REVIEW):
-            outcome = "rejected" if code == FAIL else "review"
-            self.audit.settle_review(
-                self.run_id,
-                row["customer_id"],
-                outcome,
-                str(result.gate[0]),
-                str(result.reason[0]),
-                verdicts,
-                None,
-            )
-            return f"{outcome}:{result.gate[0]}:{result.reason[0]}"
-        until = (
-            None
-            if result.defer_until[0] == NO_TIME
-            else datetime.fromtimestamp(result.defer_until[0] / 1e6, UTC)
-        )
-        booked = self.ledger.reserve([self._reservation(row, key, until, now)], self.cap, now)
-        if booked.capped:
-            verdicts.append(
-                {
-                    "gate": "frequency_cap",
-                    "outcome": "fail",
-                    "reason": "frequency_cap",
-                    "detail": "cap reached when reserving",
-                }
-            )
-            self.audit.settle_review(
-                self.run_id,
-                row["customer_id"],
-                "rejected",
-                "frequency_cap",
-                "frequency_cap",
-                verdicts,
-                None,
-            )
-            return "rejected:frequency_cap:frequency_cap"
-        outcome = "deferred" if booked.deferred else "reserved"
-        self.audit.settle_review(
-            self.run_id, row["customer_id"], outcome, None, None, verdicts, key
-        )
-        delivered = self.deliverer.deliver(self.ledger.pending(self.run_id, [key]))
-        return "sent" if delivered.get("sent") else outcome
 
     def resume(self) -> dict[str, int]:
         """Deliver what the run still owes: due deferrals and reserved rows (after a crash)."""

@@ -40,6 +40,7 @@ def approve(review_id: str, by: str, database_url: str | None = None) -> ReviewI
     from sluice.campaign.spec import CampaignSpec, _apply_smtp_env
     from sluice.channels.unsubscribe import secret
     from sluice.coordinator.core import CoordinatorCore
+    from sluice.coordinator.reviewed import release_reviewed
     from sluice.errors import NotFoundError
 
     engine = connect(database_url)
@@ -54,7 +55,7 @@ def approve(review_id: str, by: str, database_url: str | None = None) -> ReviewI
     spec = CampaignSpec.model_validate(stored)
     core = CoordinatorCore(item.run_id, spec, False, database_url, secret())
     try:
-        result = core.release_reviewed(item.table(), item.gate, by)
+        result = release_reviewed(core, item.table(), item.gate, by)
     finally:
         core.close()
     queue.settle(review_id, result)
