@@ -183,17 +183,21 @@ def test_audit_show_replay_and_export(
     )
     engine = connect()
     with engine.connect() as conn:
-        from sqlalchemy import func, select
+        from sqlalchemy import select
 
         from sluice.store.schema import audit
 
-        emails_through = conn.execute(
-            select(func.count()).where(
+        # every email that reached the channel-format gate, whatever happened after it
+        gated = conn.execute(
+            select(audit.c.verdicts).where(
                 audit.c.run_id == "it-audit-1",
                 audit.c.channel == "email",
-                audit.c.outcome.in_(["would_send", "would_defer"]),
+                audit.c.verdicts.is_not(None),
             )
-        ).scalar()
+        ).scalars()
+        emails_through = sum(
+            any(v["gate"] == "channel_format" for v in json.loads(text)) for text in gated
+        )
         one = conn.execute(
             select(audit.c.customer_id).where(
                 audit.c.run_id == "it-audit-1", audit.c.outcome == "would_send"
