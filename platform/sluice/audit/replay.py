@@ -113,7 +113,7 @@ def replay_run(
         columns["expected_value"].append(r["expected_value"])
     batch = MessageBatch(pa.table(columns))
     chain = build_chain(spec)
-    ctx = GateContext(run_id, spec.campaign_id, spec.brand, run_started(run), True, {})
+    ctx = GateContext(run_id, spec.campaign_id, spec.brand, run.started_at, True, {})
     recorded = [json.loads(r["verdicts"]) for r in rows]
     by_gate: Counter[str] = Counter()
     for gate in chain.gates:
@@ -143,9 +143,3 @@ def replay_run(
     report.by_gate = dict(by_gate)
     report.differing = sum(by_gate.values())
     return report
-
-
-def run_started(run: Any) -> Any:
-    from datetime import UTC, datetime
-
-    return getattr(run, "started_at", None) or datetime.now(UTC)

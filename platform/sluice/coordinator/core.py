@@ -171,7 +171,6 @@ class CoordinatorCore:
         keys: dict[int, str] = {}
         reservations: list[Reservation] = []
         review_items: list[dict[str, Any]] = []
-        batch_table = table
         if len(todo):
             ctx = GateContext(
                 self.run_id,
@@ -190,9 +189,7 @@ class CoordinatorCore:
                     drafts[r["draft_id"]] = r["draft_json"]
                 outcome_code = int(result.outcome[k])
                 if outcome_code == REVIEW and not self.dry_run:
-                    review_items.append(
-                        review_item(self, batch_table, int(i), r, key, result, k, now)
-                    )
+                    review_items.append(review_item(self, table, int(i), r, key, result, k, now))
                 if outcome_code in (FAIL, REVIEW):
                     name = "rejected" if outcome_code == FAIL else "review"
                     audit_rows.append(

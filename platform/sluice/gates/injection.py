@@ -149,7 +149,7 @@ class InjectionGate:
                 ],
                 dtype=bool,
             )
-            used = odd & np.array(  # only where the (cleaned) value reached the copy
+            used = np.array(  # only where the (cleaned) value reached the copy
                 [
                     bool(odd[k]) and clean(str(names[k]), "first_name") in texts[k]
                     for k in range(len(texts))

@@ -13,9 +13,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-import numpy as np
-
-from sluice.gates.base import MessageBatch
+from sluice.gates.base import MessageBatch, Verdicts
 
 COPY_FIELDS = ("subject", "preheader", "body", "cta", "text")
 URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"')\]]+")
@@ -113,19 +111,12 @@ def domain_allowed(host: str, allowed: Sequence[str]) -> bool:
     return any(host == d or host.endswith("." + d) for d in allowed)
 
 
-def rows_mask(n: int, flags: Sequence[bool]) -> np.ndarray:
-    return np.fromiter(flags, dtype=bool, count=n)
-
-
 Finding = tuple[str, str] | None
 """A content problem as (reason code, detail), or None."""
 
 
-def apply_findings(v: object, findings: Sequence[Finding], outcome: int) -> None:
+def apply_findings(v: Verdicts, findings: Sequence[Finding], outcome: int) -> None:
     """Record each row's finding on the gate's verdicts with ``outcome``."""
-    from sluice.gates.base import Verdicts
-
-    assert isinstance(v, Verdicts)
     for i, f in enumerate(findings):
         if f is not None and v.outcome[i] == 0:
             v.outcome[i], v.reason[i], v.detail[i] = outcome, f[0], f[1]

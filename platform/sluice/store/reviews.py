@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Engine, and_, false, select, update
 
+from sluice.contracts.api import VISIBLE
 from sluice.errors import ConflictError, InputError, NotFoundError
 from sluice.store.db import utc
 from sluice.store.ledger import _insert
@@ -132,7 +133,7 @@ class ReviewQueue:
     ) -> ReviewItem:
         """Record a person's decision on a pending item; a decided item stays decided
         (an approval whose delivery was interrupted may be given again, to finish it)."""
-        if not re.search(r"[^\s\x00-\x1f\x7f]", by):
+        if not re.search(VISIBLE, by):
             raise InputError("--by: say who decides", field="by")
         now = datetime.now(UTC)
         resumable = (
