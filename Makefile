@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sluice-setup
+CHROMIUM ?= chromium
 # Extra pip flags for torch's CPU wheel, e.g. PIP_TORCH_FLAGS="--index-url https://download.pytorch.org/whl/cpu"
 PIP_TORCH_FLAGS ?=
 export SLUICE_HOME ?= $(CURDIR)/.sluice
 PYTEST_ARGS ?= tests
 
-.PHONY: setup lint format test test-unit test-integration demo bench clean
+.PHONY: setup browser lint format test test-unit test-integration demo bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +27,12 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip uninstall -qq -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)
 
+# The campaign report is checked in a real headless browser: Debian's Chromium.
+browser:
+	@command -v $(CHROMIUM) >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
 lint: setup
 	$(BIN)/ruff check platform tests jobs
 	$(BIN)/ruff format --check platform tests jobs
@@ -35,14 +42,14 @@ format: setup
 	$(BIN)/ruff check --fix platform tests jobs
 	$(BIN)/ruff format platform tests jobs
 
-test: setup
+test: setup browser
 	@rm -f $(VENV)/.pytest-rc
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; echo $$rc > $(VENV)/.pytest-rc; exit $$rc
 
-test-unit: setup
+test-unit: setup browser
 	$(BIN)/python -m pytest tests/unit
 
-test-integration: setup
+test-integration: setup browser
 	$(BIN)/python -m pytest tests/integration
 
 demo: setup

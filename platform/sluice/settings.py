@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,21 @@ class SluiceSettings(BaseSettings):
     promotion_ceilings: dict[str, float] = Field(
         default_factory=lambda: {"log_loss": 0.69},
         description="Maximum validation metrics (lower is better) for promotion.",
+    )
+    drift_warn: float = Field(
+        default=0.1,
+        gt=0,
+        description="PSI from which a feature or the score is reported as drifted.",
+    )
+    drift_block: float = Field(
+        default=0.25,
+        gt=0,
+        description="PSI from which drift blocks promoting the model version to champion.",
+    )
+    drift_block_on: Literal["score", "any"] = Field(
+        default="score",
+        description="What drift blocks promotion: the score's PSI only (features then warn), "
+        "or any feature's too.",
     )
 
     @property

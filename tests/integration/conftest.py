@@ -54,7 +54,7 @@ def champion(session_home: Path, trained_model: TrainedModel) -> VersionInfo:
     """The session model, registered and promoted to champion."""
     registry = Registry()
     info = registry.register(trained_model)
-    registry.promote(info.version)
+    registry.promote(info.version, by="tests")
     return info
 
 

@@ -257,7 +257,7 @@ def test_hot_swap_under_load_fails_no_request(
     try:
         time.sleep(1.0)
         newer = registry.register(trained_model)
-        registry.promote(newer.version)
+        registry.promote(newer.version, by="tests")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(v == newer.version for _, v in seen[-20:]):
             time.sleep(0.2)
@@ -266,7 +266,7 @@ def test_hot_swap_under_load_fails_no_request(
         stop.set()
         for w in workers:
             w.join()
-        registry.promote(champion.version)
+        registry.promote(champion.version, by="tests")
     failures = [s for s in seen if s[0] != 200]
     assert not failures, failures[:5]
     versions = [v for _, v in seen]

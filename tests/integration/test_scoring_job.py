@@ -113,7 +113,7 @@ def test_alias_is_resolved_once_and_recorded(
 ) -> None:
     registry = Registry()
     newer = registry.register(trained_model)
-    registry.promote(newer.version)
+    registry.promote(newer.version, by="tests")
     try:
         report = run_scoring(
             ScoreRequest(
@@ -139,7 +139,7 @@ def test_alias_is_resolved_once_and_recorded(
         )
         assert pinned.model_version == champion.version
     finally:
-        registry.promote(champion.version)
+        registry.promote(champion.version, by="tests")
 
 
 def test_existing_output_is_not_overwritten_by_accident(

@@ -91,5 +91,7 @@ def test_errors_name_the_field_and_exit_2(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert json.loads(missing.stderr.strip().splitlines()[-1])["error"]["code"] == "model_not_found"
-    bad_floor = sluice("models", "promote", "1", "--floor", "roc_auc", home=tmp_path)
+    champion = sluice("models", "promote", "1", home=tmp_path)
+    assert champion.returncode == 2 and "models approve VERSION --by NAME" in champion.stderr
+    bad_floor = sluice("models", "approve", "1", "--by", "ana", "--floor", "roc_auc", home=tmp_path)
     assert bad_floor.returncode == 2 and "METRIC=NUMBER" in bad_floor.stderr

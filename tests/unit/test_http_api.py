@@ -54,7 +54,7 @@ def test_not_ready_until_a_model_is_registered_then_serving(
     assert unloaded.status_code == 409 and unloaded.json()["code"] == "model_unavailable"
     registry = Registry()
     info = registry.register(trained_model)
-    registry.promote(info.version)
+    registry.promote(info.version, by="tests")
     assert engine.refresh() == [
         f"champion: None -> {info.version}",
         f"challenger: None -> {info.version}",

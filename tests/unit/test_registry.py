@@ -40,13 +40,13 @@ def test_register_resolve_load_and_promote(
         registry.resolve("sluice-propensity/7")
 
     with pytest.raises(PromotionRefusedError, match=r"roc_auc: .* >= 0.99 FAILS") as info:
-        registry.promote("1", floors={"roc_auc": 0.99})
+        registry.promote("1", floors={"roc_auc": 0.99}, by="tests")
     assert info.value.status_code == 409
-    registry.promote("1")
+    registry.promote("1", by="tests")
     assert registry.resolve("sluice-propensity@champion").version == "1"
 
     second = registry.register(trained_model)
-    registry.promote(second.version)
+    registry.promote(second.version, by="tests")
     listed = {v.version: v.aliases for v in registry.versions()}
     assert listed == {"2": (CHALLENGER, CHAMPION), "1": ()}
     assert (

@@ -80,7 +80,7 @@ def _prepare(work: Path) -> tuple[float, int]:
     trained = train(work / "train.parquet", work / "valid.parquet", TrainConfig())
     registry = Registry()
     info = registry.register(trained)
-    registry.promote(info.version, floors={}, ceilings={})
+    registry.promote(info.version, floors={}, ceilings={}, by="bench")
     started = time.perf_counter()
     prepare_predictor(
         registry.load("sluice-propensity@champion"),

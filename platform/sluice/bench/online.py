@@ -69,7 +69,7 @@ def _prepare(work: Path) -> tuple[str, Path]:
     trained = train(work / "train.parquet", work / "valid.parquet", TrainConfig())
     registry = Registry()
     info = registry.register(trained)
-    registry.promote(info.version, floors={}, ceilings={})
+    registry.promote(info.version, floors={}, ceilings={}, by="bench")
     key, _ = KeyStore().create("bench-online", (Scope.SCORE,))
     row = pq.read_table(work / "audience.parquet").slice(0, 1).to_pylist()[0]
     body = work / "body.json"

@@ -60,6 +60,20 @@ class CandidateTask:
     variants: tuple[str, ...]
     profiles: Any
     """The slim customers table (an ObjectRef when running on Ray)."""
+    salt: str = ""
+    """Salt of the arm and variant hashes (the campaign's)."""
+    canary_pct: float = 0.0
+    canary_predictor: PredictorSpec | None = None
+    """Scores the canary arm (the challenger); None: the canary uses the main model."""
+    canary_model_version: str | None = None
+
+
+def assign_arms(ids: list[str], salt: str, holdout_pct: float, canary_pct: float) -> np.ndarray:
+    """``holdout``, ``canary`` or ``main`` per id, from a salted hash: stable across reruns."""
+    u = unit_hash(ids, f"{salt}:arm")
+    holdout = u < holdout_pct / 100.0
+    canary = ~holdout & (u < (holdout_pct + canary_pct) / 100.0)
+    return np.where(holdout, "holdout", np.where(canary, "canary", "main"))
 
 
 def _profiles(task: CandidateTask) -> tuple[dict[str, int], pa.Table]:
@@ -85,6 +99,13 @@ def prepare_candidates(batch: pa.Table, task: CandidateTask) -> pa.Table:
     n = checked.n_valid
     ids = checked.ids.to_pylist()
     scores = task.predictor.build().predict(checked.matrix) if n else np.empty(0)
+    arm = assign_arms(ids, task.salt or task.campaign_id, task.holdout_pct, task.canary_pct)
+    canary = arm == "canary"
+    versions = np.full(n, task.model_version, dtype=object)
+    if task.canary_predictor is not None and canary.any():
+        scores = np.asarray(scores, dtype=np.float64).copy()
+        scores[canary] = task.canary_predictor.build().predict(checked.matrix[canary])
+        versions[canary] = task.canary_model_version
     index, profiles = _profiles(task)
     pos = np.array([index.get(c, -1) for c in ids], dtype=np.int64)
     prof = profiles.take(pa.array(np.where(pos >= 0, pos, 0), pa.int64()))
@@ -113,12 +134,11 @@ def prepare_candidates(batch: pa.Table, task: CandidateTask) -> pa.Table:
         for ch in Channel
     }
     decided = decide_batch(scores, country, reachable, consent, task.catalog, task.decision_date)
-    arm = np.where(
-        unit_hash(ids, f"{task.campaign_id}:arm") < task.holdout_pct / 100.0, "holdout", "main"
-    )
     variant = (
         np.array(task.variants, dtype=object)[
-            (unit_hash(ids, f"{task.campaign_id}:variant") * len(task.variants)).astype(int)
+            (
+                unit_hash(ids, f"{task.salt or task.campaign_id}:variant") * len(task.variants)
+            ).astype(int)
         ]
         if n
         else np.array([], object)
@@ -134,7 +154,7 @@ def prepare_candidates(batch: pa.Table, task: CandidateTask) -> pa.Table:
             "arm": pa.array(arm, pa.string()),
             "score": pa.array(scores, pa.float64()),
             "model_name": pa.array([task.model_name] * n, pa.string()),
-            "model_version": pa.array([task.model_version] * n, pa.string()),
+            "model_version": pa.array(versions, pa.string()),
             "feature_hash": pa.array(
                 [hashlib.sha256(row.tobytes()).hexdigest()[:32] for row in checked.matrix],
                 pa.string(),

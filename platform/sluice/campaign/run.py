@@ -29,7 +29,8 @@ from sluice.campaign.spec import CampaignSpec, load_spec
 from sluice.channels.unsubscribe import secret as unsubscribe_secret
 from sluice.coordinator.actor import coordinator_for, stop_coordinator
 from sluice.decisioning.catalog import load_catalog
-from sluice.errors import InputError
+from sluice.drift.measure import measure_run_drift
+from sluice.errors import ConfigError, InputError
 from sluice.registry.registry import Registry
 from sluice.scoring.predictor import prepare_predictor
 from sluice.settings import get_settings
@@ -84,8 +85,18 @@ def run_campaign(
             "model": f"{info.name}/{info.version}",
             "decision_date": (spec.decision_date or today()).isoformat(),
         }
+        if spec.canary is not None:
+            challenger = Registry().resolve(spec.canary.model)
+            context["canary_model"] = f"{challenger.name}/{challenger.version}"
     record = runs.start(run_id, spec.campaign_id, spec.public(), dry, context)
     model = Registry().load(context["model"])
+    canary_model = Registry().load(context["canary_model"]) if "canary_model" in context else None
+    if canary_model is not None and canary_model.contract.key != model.contract.key:
+        raise ConfigError(
+            f"canary.model: {canary_model.label} uses feature contract "
+            f"{canary_model.contract.key}, the campaign's model {model.contract.key}",
+            field="canary.model",
+        )
     catalog = load_catalog(spec.offers)
     work = settings.home_dir / "runs" / run_id
     stage = work / "stage"
@@ -127,6 +138,14 @@ def run_campaign(
         channels=tuple(c.value for c in spec.channels),
         variants=spec.copy_.variants,
         profiles=profiles,
+        salt=spec.arm_salt,
+        canary_pct=spec.canary.share_pct if spec.canary else 0.0,
+        canary_predictor=(
+            prepare_predictor(canary_model, "auto", settings.home_dir / "cache" / "compiled")
+            if canary_model is not None
+            else None
+        ),
+        canary_model_version=canary_model.version if canary_model is not None else None,
     )
     from sluice.campaign.staging import CandidateSink
 
@@ -146,6 +165,9 @@ def run_campaign(
         zero_copy_batch=True,
     ).write_datasink(sink)
     staged = sink.report
+    measure_run_drift(
+        run_id, spec.audience.features, stage / "candidates", model, canary_model, database_url
+    )
 
     # Copy, once per key.
     drafts, generation = drafts_for(staged.keys, spec, catalog)

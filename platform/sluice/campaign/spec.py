@@ -181,6 +181,40 @@ class GatesSpec(Contract):
     quiet_hours: QuietHours | None = QuietHours()
 
 
+class Guardrail(Contract):
+    """A check of the canary arm against main or the holdout; when it fires (with
+    significance), the canary arm is paused, its model alias rolled back, and an
+    incident opened for a person to resolve."""
+
+    name: Slug
+    metric: Literal[
+        "conversion_rate", "revenue_per_recipient", "unsubscribe_rate", "complaint_rate"
+    ]
+    versus: Literal["main", "holdout"] = "main"
+    max_ratio: float | None = Field(default=None, gt=0)
+    """Fires when canary's metric is above ``max_ratio`` x the other arm's (one-sided test)."""
+    min_lift: float | None = None
+    """Fires when canary's metric minus the other arm's is below ``min_lift`` (one-sided)."""
+    p_value: float = Field(default=0.05, gt=0, lt=0.5)
+    """Significance the evidence must reach."""
+    min_sent: int = Field(default=200, ge=1)
+    """Canary messages sent before the guardrail may fire."""
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Self:
+        if (self.max_ratio is None) == (self.min_lift is None):
+            raise ValueError(f"guardrail {self.name}: set exactly one of max_ratio or min_lift")
+        return self
+
+
+class CanarySpec(Contract):
+    share_pct: float = Field(gt=0, le=50)
+    """Share of the audience that gets the canary treatment."""
+    model: str = "sluice-propensity@challenger"
+    """The model the canary arm is scored with (same feature contract as ``model``)."""
+    guardrails: tuple[Guardrail, ...] = ()
+
+
 class CampaignSpec(Contract):
     """One campaign."""
 
@@ -197,6 +231,12 @@ class CampaignSpec(Contract):
     gates: GatesSpec = GatesSpec()
     holdout_pct: float = Field(default=10.0, ge=0, le=100)
     """Share of the audience held out as the control group (no message)."""
+    canary: CanarySpec | None = None
+    """A challenger model tried on a share of the audience, watched by guardrails."""
+    salt: str | None = Field(default=None, min_length=1, max_length=64)
+    """Salt of the arm and variant hashes (default: the campaign id); a new salt reshuffles."""
+    attribution_days: int = Field(default=7, ge=1, le=90)
+    """Outcome events this many days after a run's start count towards its KPIs."""
     decision_date: date | None = None
     """Business date for offer validity; default: today (UTC)."""
     dry_run: bool = False
@@ -206,6 +246,16 @@ class CampaignSpec(Contract):
     review_hours: float = Field(default=72, gt=0, le=24 * 90)
     """Review window: a message waiting for a person expires this long after it was
     gated (and never after its offer's last day)."""
+
+    @model_validator(mode="after")
+    def _arms_fit(self) -> Self:
+        if self.canary and self.holdout_pct + self.canary.share_pct > 100:
+            raise ValueError("canary.share_pct: holdout and canary shares exceed 100%")
+        return self
+
+    @property
+    def arm_salt(self) -> str:
+        return self.salt or self.campaign_id
 
     def channels_transport(self, channel: str) -> str:
         """The transport (smtp, webhook, outbox) configured for ``channel``."""

@@ -12,6 +12,7 @@ from sluice.cli import (
     campaign_cmd,
     data_cmd,
     features_cmd,
+    feedback_cmd,
     llm_cmd,
     models_cmd,
     review_cmd,
@@ -38,6 +39,11 @@ app.add_typer(llm_cmd.app, name="llm")
 app.add_typer(campaign_cmd.app, name="campaign")
 app.add_typer(review_cmd.app, name="review")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(feedback_cmd.events_app, name="events")
+app.add_typer(feedback_cmd.incidents_app, name="incidents")
+app.command("kpis")(feedback_cmd.kpis)
+app.command("guardrails")(feedback_cmd.guardrails)
+app.command("report")(feedback_cmd.report)
 app.command("mailsink")(campaign_cmd.mailsink)
 app.command("train")(train)
 app.command("score")(score)

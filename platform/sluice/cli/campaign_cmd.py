@@ -16,7 +16,16 @@ app = typer.Typer(help="Campaign runs: candidates, gates, ledger, delivery.", no
 def funnel_table(funnel: dict[str, object]) -> list[list[object]]:
     rows: list[list[object]] = [
         [k, funnel.get(k, 0)]
-        for k in ("audience", "quarantined", "scored", "holdout", "no_offer", "selected", "drafted")
+        for k in (
+            "audience",
+            "quarantined",
+            "scored",
+            "holdout",
+            "arm_paused",
+            "no_offer",
+            "selected",
+            "drafted",
+        )
     ]
     rejected = funnel.get("rejected") or {}
     assert isinstance(rejected, dict)
@@ -25,7 +34,15 @@ def funnel_table(funnel: dict[str, object]) -> list[list[object]]:
             rows.append([f"rejected by {gate}: {reason}", n])
     rows += [
         [k, funnel.get(k, 0)]
-        for k in ("review", "deferred", "would_send", "sent", "failed", "pending")
+        for k in (
+            "review",
+            "deferred",
+            "would_send",
+            "sent",
+            "failed",
+            "suppressed_at_send",
+            "pending",
+        )
     ]
     return rows
 

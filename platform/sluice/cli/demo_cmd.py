@@ -28,9 +28,19 @@ def demo(
     llm_prompts: Annotated[
         int, typer.Option(min=1, help="Prompt keys the LLM drafts (the most frequent).")
     ] = 4,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="Run a scenario instead: harmful-challenger (canary, guardrail, rollback)."
+        ),
+    ] = None,
 ) -> None:
     """Run the platform end to end on embedded defaults."""
     from sluice.demo import DemoConfig, run_demo
+
+    if scenario is not None:
+        _scenario(scenario, customers, seed, workdir, campaign)
+        return
 
     figures = run_demo(
         DemoConfig(
@@ -65,6 +75,7 @@ def demo(
         ]
         rows += [["  emails in the mail sink", f"{figures['emails_received']:,}"]]
         rows += [["  SMS and push in the outbox", f"{figures['outbox_messages']:,}"]]
+        rows += [["  report", figures["report"]]]
         generation = figures.get("generation")
         if generation:
             rows += [
@@ -75,3 +86,47 @@ def demo(
             ]
     console.print(table("Sluice demo", ["", ""], rows))
     emit_json(figures)
+
+
+SCENARIO_CUSTOMERS = 40_000
+
+
+def _scenario(name: str, customers: int, seed: int, workdir: Path | None, campaign: Path) -> None:
+    from sluice.demo.scenario import ScenarioConfig, run_scenario
+    from sluice.errors import InputError
+
+    if name != "harmful-challenger":
+        raise InputError(
+            f"--scenario: unknown scenario {name!r} (known: harmful-challenger)", field="scenario"
+        )
+    figures = run_scenario(
+        ScenarioConfig(
+            # the full demo's default base is larger than this scenario needs
+            customers=SCENARIO_CUSTOMERS if customers == 200_000 else customers,
+            seed=seed,
+            workdir=workdir,
+            campaign=campaign,
+        ),
+        step=lambda s: console.print(f"[bold cyan]>[/] {s}"),
+    )
+    rows = [
+        [
+            "champion / challenger",
+            f"{figures['champion_version']} / {figures['challenger_version']}",
+        ],
+        ["challenger approval", figures["challenger_approval_refused"] or "approved"],
+        ["incident", figures["incident_id"] or "none"],
+        *[["  action", a] for a in figures["incident_actions"]],
+        ["challenger alias now", figures["challenger_now"]],
+        ["canary sends after rollback", figures["canary_sends_after_rollback"]],
+        ["report", figures["report"]],
+    ]
+    console.print(table("Scenario: harmful challenger", ["", ""], rows))
+    emit_json(
+        {
+            "rolled_back": figures["rolled_back"],
+            "incident_id": figures["incident_id"],
+            "canary_sends_after_rollback": figures["canary_sends_after_rollback"],
+            "report": figures["report"],
+        }
+    )

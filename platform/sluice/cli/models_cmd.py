@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -73,9 +74,16 @@ def promote(
         list[str] | None, typer.Option(help="METRIC=MAX, replacing the configured ceilings.")
     ] = None,
 ) -> None:
-    """Move an alias to VERSION if it meets the promotion floors; print why not otherwise."""
+    """Move an alias to VERSION if it meets the promotion floors; print why not otherwise.
+
+    ``champion`` is reached through ``sluice models approve`` (a named approver)."""
     from sluice.registry import Registry
 
+    if to == "champion":
+        raise InputError(
+            "--to: champion needs a named approver: sluice models approve VERSION --by NAME",
+            field="to",
+        )
     checks = Registry().promote(
         version,
         to=to,
@@ -94,3 +102,71 @@ def promote(
             "checks": [c.describe() for c in checks],
         }
     )
+
+
+@app.command("approve")
+def approve(
+    version: Annotated[str, typer.Argument(help="Version to make champion.")],
+    by: Annotated[str, typer.Option(help="Name of the person approving.")],
+    window: Annotated[
+        Path | None,
+        typer.Option(
+            help="Held-out labelled features (sluice features build) the floors are checked "
+            "on; default: the validation metrics recorded at registration."
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+    floor: Annotated[
+        list[str] | None, typer.Option(help="METRIC=MIN, replacing the configured floors.")
+    ] = None,
+    ceiling: Annotated[
+        list[str] | None, typer.Option(help="METRIC=MAX, replacing the configured ceilings.")
+    ] = None,
+) -> None:
+    """Make VERSION champion: metric floors on a held-out window, drift, a named approver."""
+    from sluice.registry.lifecycle import approve as do_approve
+
+    done = do_approve(
+        version,
+        by,
+        window=window,
+        name=name,
+        floors=_thresholds(floor, "--floor") if floor else None,
+        ceilings=_thresholds(ceiling, "--ceiling") if ceiling else None,
+    )
+    for c in done.checks:
+        console.print(f"  {c.describe()}")
+    for d in done.drift:
+        if d.level != "ok":
+            console.print(f"  [yellow]drift {d.level}[/]: {d.variable} PSI {d.psi:.3f}")
+    console.print(f"[green]champion[/] now points at version {version} (approved by {by})")
+    emit_json(
+        {
+            "version": version,
+            "alias": "champion",
+            "approved_by": by,
+            "previous": done.previous,
+            "window": done.window,
+            "metrics": done.metrics,
+            "checks": [c.describe() for c in done.checks],
+            "drift_max_psi": max((d.psi for d in done.drift), default=None),
+        }
+    )
+
+
+@app.command("rollback")
+def rollback(
+    by: Annotated[str, typer.Option(help="Name of the person rolling back.")],
+    alias: Annotated[str, typer.Option(help="Alias to move back.")] = "champion",
+    name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+    reason: Annotated[str, typer.Option(help="Why (kept with the version).")] = "",
+) -> None:
+    """Point ALIAS back at the version it held before the current one."""
+    from sluice.registry.lifecycle import rollback as do_rollback
+
+    done = do_rollback(by, alias=alias, name=name, reason=reason)
+    assert done is not None
+    console.print(
+        f"[green]{alias}[/] moved back from version {done.from_version} to {done.to_version}"
+    )
+    emit_json({"alias": alias, "from": done.from_version, "to": done.to_version, "by": by})

@@ -1,6 +1,7 @@
 """The coordinator: the only component that acts on what models and LLMs propose.
 
-For each batch of candidate messages it records holdouts and offer-less candidates, runs
+For each batch of candidate messages it records holdouts, offer-less candidates and
+candidates of an arm a guardrail has paused, runs
 the gate chain on the rest, reserves every approved send in the ledger (the frequency cap
 is counted in that same transaction), writes the audit trail, and hands the reserved
 messages to the channel workers. A batch it has seen before (a retried call, a rerun
@@ -41,6 +42,7 @@ from sluice.gates.base import (
 from sluice.gates.build import build_chain
 from sluice.store.audit import AuditStore
 from sluice.store.db import connect
+from sluice.store.incidents import ArmStates
 from sluice.store.ledger import Ledger, Reservation
 from sluice.store.reviews import ReviewQueue
 from sluice.store.suppressions import Suppressions
@@ -71,6 +73,7 @@ class CoordinatorCore:
         engine = connect(database_url)
         self.ledger, self.audit = Ledger(engine), AuditStore(engine)
         self.reviews = ReviewQueue(engine)
+        self.arms = ArmStates(engine)
         self.catalog = load_catalog(spec.offers)
         self.chain = build_chain(spec, self.catalog)
         self.services = {"ledger": self.ledger, "suppressions": Suppressions(engine)}
@@ -79,7 +82,10 @@ class CoordinatorCore:
         self.now = now or (lambda: datetime.now(UTC))
         transports = {} if dry_run else make_transports(spec, run_id)
         self.deliverer = Deliverer(
-            self.ledger, transports, {ch: concurrency(spec, ch) for ch in transports}
+            self.ledger,
+            transports,
+            {ch: concurrency(spec, ch) for ch in transports},
+            brand=spec.brand,
         )
         self.sample_path = Path(sample_path) if sample_path else None
         self.sample_left = spec.dry_run_sample if dry_run else 0
@@ -151,9 +157,11 @@ class CoordinatorCore:
         counts: Counter[str] = Counter()
         seen = self.audit.recorded(self.run_id, [r["customer_id"] for r in rows])
         fresh = np.array([r["customer_id"] not in seen for r in rows], dtype=bool)
+        paused = self.arms.paused(self.spec.campaign_id)
         gated = np.array(
             [
                 r["arm"] != "holdout"
+                and r["arm"] not in paused
                 and r.get("offer_id") is not None
                 and r.get("channel") is not None
                 for r in rows
@@ -164,6 +172,12 @@ class CoordinatorCore:
         drafts: dict[str, str] = {}
         for i in np.flatnonzero(fresh & ~gated):
             r = rows[i]
+            if r["arm"] in paused:
+                # A guardrail paused this arm: recorded with its incident, never sent.
+                incident = paused[r["arm"]] or "paused"
+                audit_rows.append(self._audit_row(r, "arm_paused", "arm", incident, None, None))
+                counts["arm_paused"] += 1
+                continue
             outcome = "holdout" if r["arm"] == "holdout" else "no_offer"
             audit_rows.append(self._audit_row(r, outcome, None, None, None, None))
             counts[outcome] += 1

@@ -4,7 +4,9 @@ For each reserved row: an attempt still stamped from before a crash is reconcile
 (delivered: sent; not delivered: sent again under the same key; unknown: failed as
 ambiguous, for a person to resolve). Otherwise the row is claimed, sent, and marked
 sent, failed, or released for another try (transient errors, with backoff, a bounded
-number of times). Each channel has its own pool of workers.
+number of times). Each channel has its own pool of workers. A claim re-checks the
+suppression list and the campaign's paused arms in the same statement, so an unsubscribe
+or a guardrail that lands after gating still stops the send.
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ class Deliverer:
         transports: dict[str, Transport],
         concurrency: dict[str, int],
         policy: DeliveryPolicy | None = None,
+        brand: str | None = None,
     ) -> None:
         self.ledger = ledger
+        self.brand = brand
+        """With a brand, every claim re-checks suppressions and paused arms."""
         self.transports = transports
         self.pools = {
             ch: ThreadPoolExecutor(
@@ -77,7 +82,9 @@ class Deliverer:
                 return "failed"
             self.ledger.release(key, "reconciled: not delivered")
         for attempt in range(self.policy.transient_attempts):
-            if not self.ledger.claim(key):
+            if not self.ledger.claim(key, self.brand):
+                if self.brand is not None and self.ledger.withdraw_blocked(key, self.brand):
+                    return "suppressed"
                 return "skipped"
             try:
                 provider_id = transport.send(message)

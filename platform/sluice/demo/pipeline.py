@@ -91,8 +91,10 @@ def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -
     registry = Registry()
     version = registry.register(trained)
 
-    step(f"Promoting version {version.version} to champion (metric floors)")
-    registry.promote(version.version)
+    step(f"Approving version {version.version} as champion (held-out window, floors, drift)")
+    from sluice.registry.lifecycle import approve
+
+    approve(version.version, "demo-analyst", window=work / "features-valid.parquet")
 
     if config.campaign is not None and config.llm:
         # One local cluster for scoring, Serve and the LLM replica: more logical CPUs than
@@ -194,7 +196,13 @@ def _campaign(config: DemoConfig, work: Path, step: Callable[[str], None]) -> di
     outbox_messages = sum(
         len(p.read_text().splitlines()) for d in outboxes for p in d.glob("*.jsonl")
     )
+    from sluice.report.data import write_report
+    from sluice.store.db import connect
+
+    report = write_report(connect(), result.run_id, work / "report.html")
+    step(f"Campaign report written to {report}")
     return {
+        "report": str(report),
         "campaign_run_id": result.run_id,
         "outbox_messages": outbox_messages,
         "funnel": result.funnel,

@@ -131,7 +131,23 @@ class Registry:
         return sorted(versions, key=lambda v: int(v.version), reverse=True)
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``alias`` at ``version``, remembering the versions it pointed at before."""
+        history = self.alias_history(name, alias)
         self.client.set_registered_model_alias(name, alias, version)
+        if not history or history[-1] != version:
+            history = [*history, version][-50:]
+            self.client.set_registered_model_tag(name, f"alias_history.{alias}", ",".join(history))
+
+    def alias_history(self, name: str, alias: str) -> list[str]:
+        """Versions ``alias`` has pointed at, oldest first (the last is the current one)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = dict(self.client.get_registered_model(name).tags or {})
+        except MlflowException:
+            return []
+        raw = tags.get(f"alias_history.{alias}", "")
+        return [v for v in raw.split(",") if v]
 
     def register(
         self, trained: TrainedModel, *, name: str | None = None, alias: str = CHALLENGER
@@ -204,12 +220,24 @@ class Registry:
         name: str | None = None,
         floors: dict[str, float] | None = None,
         ceilings: dict[str, float] | None = None,
+        by: str | None = None,
+        metrics: dict[str, float] | None = None,
     ) -> list[MetricCheck]:
-        """Point ``to`` at ``version`` if it meets every floor and ceiling; else refuse."""
+        """Point ``to`` at ``version`` if it meets every floor and ceiling; else refuse.
+
+        ``champion`` also needs a named approver (``by``); the checks use ``metrics``
+        (from a held-out window, see :func:`sluice.registry.lifecycle.approve`) or else
+        the validation metrics recorded at registration."""
         model_name = name or self.settings.model_name
         info = self.resolve(ModelURI(model_name, version=version))
+        if to == CHAMPION and not (by and by.strip()):
+            raise PromotionRefusedError(
+                f"version {version} of {model_name}: promotion to champion needs a named "
+                "approver (sluice models approve VERSION --by NAME)",
+                field="by",
+            )
         checks = check_metrics(
-            info.metrics,
+            metrics if metrics is not None else info.metrics,
             self.settings.promotion_floors if floors is None else floors,
             self.settings.promotion_ceilings if ceilings is None else ceilings,
         )
@@ -230,6 +258,8 @@ class Registry:
         self.set_alias(model_name, to, version)
         now = datetime.now(UTC).isoformat()
         self.client.set_model_version_tag(model_name, version, f"promoted.{to}_at", now)
+        if by:
+            self.client.set_model_version_tag(model_name, version, f"promoted.{to}_by", by)
         if previous and previous != version:
             self.client.set_model_version_tag(
                 model_name, version, f"promoted.{to}_previous", previous

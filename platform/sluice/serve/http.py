@@ -45,11 +45,12 @@ from sluice.contracts.decisions import Decision, DecisionContext
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import SluiceError, UnavailableError
 from sluice.serve.engine import ScoreJob, ScoreOutcome
+from sluice.serve.events_routes import add_event_routes
 from sluice.serve.metrics import NoMetrics, ServiceMetrics
 from sluice.store.reviews import ReviewItem
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
-ROUTES = frozenset({"/v1/score", "/v1/decide", "/v1/models", "/healthz", "/readyz"})
+ROUTES = frozenset({"/v1/score", "/v1/decide", "/v1/models", "/v1/events", "/healthz", "/readyz"})
 
 
 class ErrorItem(Contract):
@@ -285,6 +286,7 @@ def create_api(
         return Health(status="ready")
 
     add_review_routes(api, Annotated[KeyRecord, Depends(require(Scope.ADMIN))])
+    add_event_routes(api, Annotated[KeyRecord, Depends(require(Scope.EVENTS))], ERRORS)
     api.add_middleware(RequestIds, metrics=metrics, fallback=request_id, echo=echo_request_id)
     return api
 

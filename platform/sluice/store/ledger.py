@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from sluice.contracts.delivery import DeliveryState
 from sluice.store.db import utc
-from sluice.store.schema import contact_counts, deliveries
+from sluice.store.schema import arm_states, contact_counts, deliveries, suppressions
 
 RESERVED, SENT, FAILED, DEFERRED, SUPPRESSED = (s.value for s in DeliveryState)
 
@@ -82,6 +82,43 @@ def _insert(conn: Connection) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+def _suppressed(brand: str) -> Any:
+    """EXISTS a suppression entry for the row's customer, channel (or all) and brand."""
+    return exists().where(
+        and_(
+            suppressions.c.customer_id == deliveries.c.customer_id,
+            or_(suppressions.c.channel == deliveries.c.channel, suppressions.c.channel == "*"),
+            or_(suppressions.c.brand == brand, suppressions.c.brand == "*"),
+        )
+    )
+
+
+def _arm_paused() -> Any:
+    """EXISTS a paused state for the row's campaign arm."""
+    return exists().where(
+        and_(
+            arm_states.c.campaign_id == deliveries.c.campaign_id,
+            arm_states.c.arm == deliveries.c.arm,
+            arm_states.c.status == "paused",
+        )
+    )
+
+
+def _uncount(conn: Connection, customer_id: str, local_day: date) -> None:
+    """A send that will not happen no longer counts against the recipient's daily cap."""
+    conn.execute(
+        update(contact_counts)
+        .where(
+            and_(
+                contact_counts.c.customer_id == customer_id,
+                contact_counts.c.local_day == local_day,
+                contact_counts.c.n > 0,
+            )
+        )
+        .values(n=contact_counts.c.n - 1)
+    )
 
 
 def _row(r: Any) -> DeliveryRow:
@@ -166,22 +203,58 @@ class Ledger:
                 (outcome.deferred if deferred else outcome.reserved).append(item.idempotency_key)
         return outcome
 
-    def claim(self, key: str) -> bool:
-        """Stamp an attempt on a reserved row with none in flight; False if it is not one."""
+    def claim(self, key: str, brand: str | None = None) -> bool:
+        """Stamp an attempt on a reserved row with none in flight; False if it is not one.
+
+        With ``brand``, a row whose recipient is suppressed (for the brand or globally, on
+        its channel or all) or whose campaign arm is paused is not claimed either: the
+        check and the stamp are one statement, so a suppression committed before the
+        claim always wins (see :meth:`withdraw_blocked`)."""
         now = datetime.now(UTC)
+        conditions = [
+            deliveries.c.idempotency_key == key,
+            deliveries.c.state == RESERVED,
+            deliveries.c.attempt_started_at.is_(None),
+        ]
+        if brand is not None:
+            conditions += [~_suppressed(brand), ~_arm_paused()]
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(deliveries)
-                .where(
-                    and_(
-                        deliveries.c.idempotency_key == key,
-                        deliveries.c.state == RESERVED,
-                        deliveries.c.attempt_started_at.is_(None),
-                    )
-                )
+                .where(and_(*conditions))
                 .values(attempts=deliveries.c.attempts + 1, attempt_started_at=now, updated_at=now)
             )
             return bool(done.rowcount == 1)
+
+    def withdraw_blocked(self, key: str, brand: str) -> str | None:
+        """If the reserved row is blocked by a suppression or a paused arm, withdraw it
+        (state ``suppressed``, no longer counted against the cap) and say why."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(
+                    deliveries.c.customer_id,
+                    deliveries.c.local_day,
+                    _suppressed(brand).label("suppressed"),
+                    _arm_paused().label("paused"),
+                ).where(
+                    and_(
+                        deliveries.c.idempotency_key == key,
+                        deliveries.c.state.in_((RESERVED, DEFERRED)),
+                        deliveries.c.attempt_started_at.is_(None),
+                    )
+                )
+            ).first()
+            if row is None or not (row.suppressed or row.paused):
+                return None
+            reason = "suppressed before sending" if row.suppressed else "arm paused"
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.idempotency_key == key)
+                .values(state=SUPPRESSED, error=reason, updated_at=now)
+            )
+            _uncount(conn, row.customer_id, row.local_day)
+            return reason
 
     def release(self, key: str, error: str) -> None:
         """The attempt definitely did not reach the provider: the row may be tried again."""
@@ -212,17 +285,7 @@ class Ledger:
                 .values(state=FAILED, attempt_started_at=None, error=error, updated_at=now)
             )
             if row is not None and row.state != FAILED and not delivered_maybe:
-                conn.execute(
-                    update(contact_counts)
-                    .where(
-                        and_(
-                            contact_counts.c.customer_id == row.customer_id,
-                            contact_counts.c.local_day == row.local_day,
-                            contact_counts.c.n > 0,
-                        )
-                    )
-                    .values(n=contact_counts.c.n - 1)
-                )
+                _uncount(conn, row.customer_id, row.local_day)
 
     def mark_suppressed(self, key: str, reason: str) -> None:
         self._set(key, state=SUPPRESSED, attempt_started_at=None, error=reason)

@@ -152,3 +152,77 @@ reviews = Table(
 """Messages waiting for a person (``pending``) and what became of them (``approved``,
 ``rejected``, ``expired``). ``message`` is the candidate row (Arrow IPC, base64) so an
 approved message is gated and delivered exactly as the run would have."""
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("customer_id", String(128), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", String(128)),
+    Column("campaign_id", String(64)),
+    Column("channel", String(16)),
+    Column("revenue", Float),
+    Column("source", String(32), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_events_customer_time", "customer_id", "occurred_at"),
+    Index("ix_events_run", "run_id"),
+    Index("ix_events_time", "occurred_at"),
+)
+"""Outcome events, deduplicated by the sender's event id."""
+
+arm_states = Table(
+    "arm_states",
+    metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("arm", String(16), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("incident_id", String(64)),
+    Column("changed_by", String(128), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+"""A campaign arm that is ``paused`` (by a guardrail) or ``active`` again (by a person)."""
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("incident_id", String(64), primary_key=True),
+    Column("campaign_id", String(64), nullable=False),
+    Column("run_id", String(128), nullable=False),
+    Column("arm", String(16), nullable=False),
+    Column("guardrail", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("actions", Text, nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_by", String(128)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("note", Text),
+    Index("ix_incidents_campaign", "campaign_id", "status"),
+)
+"""What a guardrail saw and did; a person resolves it."""
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_operations_subject", "subject"),
+)
+"""The operations log: approvals, promotions, rollbacks, pauses, resumes (who, what, why)."""
+
+run_drift = Table(
+    "run_drift",
+    metadata,
+    Column("run_id", String(128), primary_key=True),
+    Column("model_version", String(32), primary_key=True),
+    Column("variable", String(128), primary_key=True),
+    Column("psi", Float, nullable=False),
+    Column("level", String(8), nullable=False),
+)
+"""Population stability of each feature and of the score, per run and model version."""

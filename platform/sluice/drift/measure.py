@@ -1,0 +1,151 @@
+"""Drift of a scoring run: PSI of every feature and of the score against the model's
+training reference, stored per run and model version (``run_drift``).
+
+Features are read back from the audience Parquet (valid rows only, at most
+``MAX_ROWS``), encoded with the model's feature contract and binned with the
+reference's edges; scores come from the run's staged candidates (per arm: the canary
+arm is scored by the canary model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from sqlalchemy import Engine, delete, select
+
+from sluice.contracts.feedback import DriftRow
+from sluice.drift.reference import Binning, Reference, psi
+from sluice.registry.loaded import LoadedModel
+from sluice.settings import get_settings
+from sluice.store.db import connect
+from sluice.store.schema import run_drift
+
+MAX_ROWS = 500_000
+
+
+def level(value: float, warn: float, block: float) -> str:
+    return "block" if value >= block else "warn" if value >= warn else "ok"
+
+
+def _files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if p.is_file())
+
+
+def feature_histograms(features: Path, model: LoadedModel, ref: Reference) -> list[np.ndarray]:
+    """Counts per bucket of each feature of the valid audience rows (sampled)."""
+    counts = [np.zeros(len(b.proportions)) for b in ref.features]
+    names = [model.contract.id_column, *model.contract.names]
+    seen = 0
+    for file in _files(features):
+        pf = pq.ParquetFile(file)
+        present = [n for n in names if n in pf.schema_arrow.names]
+        for batch in pf.iter_batches(batch_size=65_536, columns=present):
+            checked = model.contract.validate_batch(batch)
+            if not checked.n_valid:
+                continue
+            for j, binning in enumerate(ref.features):
+                counts[j] += binning.histogram(checked.matrix[:, j]) * checked.n_valid
+            seen += checked.n_valid
+            if seen >= MAX_ROWS:
+                return counts
+    return counts
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum()
+    return counts / total if total else counts
+
+
+def drift_rows(
+    ref: Reference, feature_counts: list[np.ndarray], scores: np.ndarray
+) -> list[DriftRow]:
+    settings = get_settings()
+    rows: list[DriftRow] = []
+    pairs: list[tuple[Binning, np.ndarray]] = list(
+        zip(ref.features, (_shares(c) for c in feature_counts), strict=True)
+    )
+    if len(scores):
+        pairs.append((ref.score, ref.score.histogram(scores)))
+    for binning, shares in pairs:
+        if not shares.sum():
+            continue
+        value = psi(binning.proportions, shares)
+        rows.append(
+            DriftRow(
+                variable=binning.name,
+                psi=round(value, 6),
+                level=level(value, settings.drift_warn, settings.drift_block),  # type: ignore[arg-type]
+            )
+        )
+    return rows
+
+
+def measure_run_drift(
+    run_id: str,
+    features: Path,
+    candidates: Path,
+    model: LoadedModel,
+    canary: LoadedModel | None,
+    database_url: str | None,
+) -> dict[str, list[DriftRow]]:
+    """Measure and store the run's drift for its model (and canary model)."""
+    arms = (
+        pq.read_table(candidates, columns=["arm", "score"])
+        if candidates.exists() and any(candidates.iterdir())
+        else None
+    )
+    out: dict[str, list[DriftRow]] = {}
+    for m, wanted in ((model, ("holdout", "main")), (canary, ("canary",))):
+        if m is None or m.reference is None:
+            continue
+        scores = np.empty(0)
+        if arms is not None:
+            arm = np.asarray(arms.column("arm").to_numpy(zero_copy_only=False))
+            score = arms.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
+            keep = np.isin(arm, wanted) & ~np.isnan(score)
+            scores = score[keep]
+        rows = drift_rows(m.reference, feature_histograms(features, m, m.reference), scores)
+        store_drift(connect(database_url), run_id, m.version, rows)
+        out[m.version] = rows
+    return out
+
+
+def store_drift(engine: Engine, run_id: str, version: str, rows: list[DriftRow]) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            delete(run_drift).where(
+                (run_drift.c.run_id == run_id) & (run_drift.c.model_version == version)
+            )
+        )
+        if rows:
+            conn.execute(
+                run_drift.insert(),
+                [
+                    {
+                        "run_id": run_id,
+                        "model_version": version,
+                        "variable": r.variable,
+                        "psi": r.psi,
+                        "level": r.level,
+                    }
+                    for r in rows
+                ],
+            )
+
+
+def stored_drift(
+    engine: Engine, run_id: str | None = None, version: str | None = None
+) -> list[tuple[str, str, DriftRow]]:
+    """(run id, model version, row) of stored drift, optionally for one run or version."""
+    query = select(run_drift)
+    if run_id is not None:
+        query = query.where(run_drift.c.run_id == run_id)
+    if version is not None:
+        query = query.where(run_drift.c.model_version == version)
+    with engine.connect() as conn:
+        return [
+            (r.run_id, r.model_version, DriftRow(variable=r.variable, psi=r.psi, level=r.level))
+            for r in conn.execute(query.order_by(run_drift.c.run_id, run_drift.c.variable))
+        ]

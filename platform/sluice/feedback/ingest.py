@@ -1,0 +1,130 @@
+"""Taking outcome events in: validate each, resolve unsubscribe tokens, store once, and
+let the guardrails of the runs they touch look at the new evidence.
+
+One bad event never drops the batch: it is rejected with its index, field and reason,
+and the rest are stored. Used by ``POST /v1/events``, the one-click unsubscribe route and
+``sluice events import``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from sluice.channels.unsubscribe import read_token
+from sluice.contracts.customer import Channel
+from sluice.contracts.feedback import EventReject, EventType, IngestResult, OutcomeEvent
+from sluice.errors import InputError
+from sluice.store.events import EventStore
+
+log = logging.getLogger("sluice.events")
+_LAST_CHECK: dict[str, float] = {}
+
+
+def parse_events(raw: Iterable[Mapping[str, Any]]) -> tuple[list[OutcomeEvent], list[EventReject]]:
+    """Validated events and, for each invalid one, where and why (first error)."""
+    good: list[OutcomeEvent] = []
+    bad: list[EventReject] = []
+    for i, item in enumerate(raw):
+        try:
+            good.append(OutcomeEvent.model_validate(item))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "event"
+            message = str(first["msg"]).removeprefix("Value error, ")
+            if where == "event" and ":" in message:
+                where, _, message = (part.strip() for part in message.partition(":"))
+            bad.append(EventReject(index=i, field=where, reason=message))
+    return good, bad
+
+
+def resolve_tokens(
+    events: list[OutcomeEvent], key: bytes | None
+) -> tuple[list[tuple[int, OutcomeEvent]], list[EventReject]]:
+    """Events with the customer, brand, channel and run their unsubscribe token names."""
+    out: list[tuple[int, OutcomeEvent]] = []
+    bad: list[EventReject] = []
+    for i, e in enumerate(events):
+        if e.token is None:
+            out.append((i, e))
+            continue
+        try:
+            u = read_token(e.token, key)
+        except (InputError, ValueError) as exc:
+            bad.append(EventReject(index=i, field="token", reason=str(exc).removeprefix("token: ")))
+            continue
+        if e.customer_id is not None and e.customer_id != u.customer_id:
+            bad.append(EventReject(index=i, field="customer_id", reason="does not match the token"))
+            continue
+        out.append(
+            (
+                i,
+                e.model_copy(
+                    update={
+                        "customer_id": u.customer_id,
+                        "brand": u.brand,
+                        "channel": Channel(u.channel),
+                        "run_id": e.run_id or u.run_id,
+                    }
+                ),
+            )
+        )
+    return out, bad
+
+
+def ingest(
+    engine: Engine,
+    raw: Iterable[Mapping[str, Any]],
+    source: str,
+    unsubscribe_key: bytes | None = None,
+    check_every_s: float = 0.0,
+) -> IngestResult:
+    """Validate, store and act on a batch of events (see the module docstring)."""
+    items = list(raw)
+    good, rejected = parse_events(items)
+    invalid = {r.index for r in rejected}
+    index = [i for i in range(len(items)) if i not in invalid]
+    resolved, bad_tokens = resolve_tokens(good, unsubscribe_key)
+    rejected += [r.model_copy(update={"index": index[r.index]}) for r in bad_tokens]
+    stored = EventStore(engine).add([e for _, e in resolved], source)
+    accepted = set(stored.accepted)
+    runs = {e.run_id for _, e in resolved if e.run_id and e.event_id in accepted}
+    opened = [i for run_id in sorted(runs) if (i := _check(engine, run_id, check_every_s))]
+    return IngestResult(
+        accepted=len(stored.accepted),
+        duplicates=len(stored.duplicates),
+        rejected=sorted(rejected, key=lambda r: r.index),
+        suppressions=stored.suppressions,
+        incidents=opened,
+    )
+
+
+def _check(engine: Engine, run_id: str, every_s: float) -> str | None:
+    from sluice.feedback.guardrails import evaluate_guardrails
+    from sluice.store.runs import Runs
+
+    now = time.monotonic()
+    if every_s and now - _LAST_CHECK.get(run_id, -1e18) < every_s:
+        return None
+    _LAST_CHECK[run_id] = now
+    if Runs(engine).get(run_id) is None:
+        return None
+    result = evaluate_guardrails(engine, run_id)
+    return result.incident.incident_id if result.incident else None
+
+
+def unsubscribe_event(token: str, occurred_at: str) -> dict[str, Any]:
+    """The event a one-click unsubscribe (RFC 8058 POST) stands for; one per token."""
+    digest = hashlib.sha256(token.encode()).hexdigest()[:32]
+    return {
+        "event_id": f"unsubscribe-{digest}",
+        "type": EventType.UNSUBSCRIBE.value,
+        "token": token,
+        "occurred_at": occurred_at,
+    }

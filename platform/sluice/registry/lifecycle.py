@@ -1,0 +1,196 @@
+"""A model version's way to champion and back: approval on a held-out window, rollback.
+
+``approve`` evaluates the version on a held-out labelled window (or, without one, takes
+the validation metrics recorded at registration), checks the configured floors and
+ceilings, checks drift (the window's PSI against the version's training reference, and
+any campaign run that scored with the version: the score's PSI blocks, features' warn,
+unless ``drift_block_on`` is ``any``), and only then points ``champion`` at it
+in the name of a person. ``rollback`` points an alias back at the version it held
+before. Both are recorded as MLflow tags on the version and in the operations log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sluice.contracts.feedback import DriftRow
+from sluice.errors import ConflictError, PromotionRefusedError
+from sluice.registry.promotion import MetricCheck
+from sluice.registry.registry import CHALLENGER, CHAMPION, Registry
+from sluice.registry.uri import ModelURI
+from sluice.store.db import connect
+from sluice.store.operations import OperationsLog
+
+
+@dataclass(frozen=True)
+class Approval:
+    version: str
+    by: str
+    window: str
+    metrics: dict[str, float]
+    checks: list[MetricCheck]
+    drift: list[DriftRow] = field(default_factory=list)
+    previous: str | None = None
+
+
+def window_metrics(
+    registry: Registry, version: str, window: Path, name: str | None = None
+) -> tuple[dict[str, float], list[DriftRow]]:
+    """The version's metrics on a labelled feature table, and that table's drift."""
+    from sluice.drift.measure import drift_rows
+    from sluice.scoring.predictor import prepare_predictor
+    from sluice.training.dataset import read_labelled
+    from sluice.training.metrics import evaluate
+
+    model = registry.load(ModelURI(name or registry.settings.model_name, version=version))
+    data = read_labelled(window, model.contract)
+    predictor = prepare_predictor(model, "booster", registry.settings.home_dir / "cache")
+    scores = predictor.build().predict(data.X)
+    metrics = evaluate(data.y, scores).scalars()
+    drift: list[DriftRow] = []
+    if model.reference is not None:
+        counts = [
+            b.histogram(data.X[:, j]) * len(data.X) for j, b in enumerate(model.reference.features)
+        ]
+        drift = drift_rows(model.reference, counts, scores)
+    return metrics, drift
+
+
+def approve(
+    version: str,
+    by: str,
+    *,
+    window: Path | None = None,
+    name: str | None = None,
+    floors: dict[str, float] | None = None,
+    ceilings: dict[str, float] | None = None,
+    registry: Registry | None = None,
+) -> Approval:
+    """Make ``version`` champion if it passes floors and drift checks; refuse otherwise."""
+    from sluice.drift.measure import stored_drift
+
+    registry = registry or Registry()
+    model_name = name or registry.settings.model_name
+    if not by.strip():
+        raise PromotionRefusedError("by: an approval needs the approver's name", field="by")
+    if window is not None and not window.exists():
+        raise PromotionRefusedError(f"window: {window} not found", field="window")
+    info = registry.resolve(ModelURI(model_name, version=version))
+    metrics, drift = (
+        window_metrics(registry, version, window, model_name)
+        if window is not None
+        else (info.metrics, [])
+    )
+    engine = connect(registry.settings.effective_database_url)
+    runs_drift = [row for _, _, row in stored_drift(engine, version=version)]
+    on = registry.settings.drift_block_on
+    blocked = [
+        d
+        for d in (*drift, *runs_drift)
+        if d.level == "block" and (on == "any" or d.variable == "score")
+    ]
+    if blocked:
+        worst = max(blocked, key=lambda d: d.psi)
+        raise PromotionRefusedError(
+            f"version {version} of {model_name}: drift blocks promotion "
+            f"({worst.variable} PSI {worst.psi:.3f} >= {registry.settings.drift_block})",
+            field="version",
+            drift=[d.model_dump() for d in blocked],
+        )
+    try:
+        previous: str | None = registry.resolve(ModelURI(model_name, alias=CHAMPION)).version
+    except Exception:
+        previous = None
+    label = str(window) if window is not None else "registration validation"
+    checks = registry.promote(
+        version,
+        to=CHAMPION,
+        name=model_name,
+        floors=floors,
+        ceilings=ceilings,
+        by=by,
+        metrics=metrics,
+    )
+    tags: dict[str, Any] = {
+        "approval.by": by,
+        "approval.at": datetime.now(UTC).isoformat(),
+        "approval.window": label[:500],
+        **{f"approval.metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
+    }
+    if drift:
+        tags["approval.drift_max_psi"] = f"{max(d.psi for d in drift):.6f}"
+    for key, value in tags.items():
+        registry.client.set_model_version_tag(model_name, version, key, str(value))
+    OperationsLog(engine).record(
+        "approve",
+        f"model:{model_name}/{version}",
+        by,
+        {
+            "alias": CHAMPION,
+            "previous": previous,
+            "window": label,
+            "metrics": metrics,
+            "checks": [c.describe() for c in checks],
+            "drift_warnings": [d.model_dump() for d in drift if d.level == "warn"],
+        },
+    )
+    return Approval(version, by, label, metrics, checks, drift, previous)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    alias: str
+    from_version: str
+    to_version: str
+
+
+def rollback(
+    by: str,
+    *,
+    alias: str = CHAMPION,
+    name: str | None = None,
+    reason: str = "",
+    registry: Registry | None = None,
+    only_if: str | None = None,
+) -> Rollback | None:
+    """Point ``alias`` back at the version it held before the current one.
+
+    A challenger with no earlier version falls back to the champion's version (the
+    canary then serves what main serves). With ``only_if``, nothing happens unless the
+    alias still points at that version (a guardrail must not undo a newer decision);
+    None is returned then."""
+    registry = registry or Registry()
+    model_name = name or registry.settings.model_name
+    current = registry.resolve(ModelURI(model_name, alias=alias)).version
+    if only_if is not None and current != only_if:
+        return None
+    earlier = [v for v in registry.alias_history(model_name, alias) if v != current]
+    rolled = {
+        v.version for v in registry.versions(model_name) if v.tags.get(f"rolled_back.{alias}")
+    }
+    candidates = [v for v in earlier if v not in rolled]
+    if candidates:
+        target = candidates[-1]
+    elif alias == CHALLENGER:
+        target = registry.resolve(ModelURI(model_name, alias=CHAMPION)).version
+    else:
+        raise ConflictError(
+            f"{alias} of {model_name} has no earlier version to roll back to", field="alias"
+        )
+    registry.set_alias(model_name, alias, target)
+    stamp = datetime.now(UTC).isoformat()
+    client = registry.client
+    client.set_model_version_tag(model_name, current, f"rolled_back.{alias}", stamp)
+    client.set_model_version_tag(model_name, current, f"rolled_back.{alias}_by", by)
+    if reason:
+        client.set_model_version_tag(model_name, current, f"rolled_back.{alias}_reason", reason)
+    OperationsLog(connect(registry.settings.effective_database_url)).record(
+        "rollback",
+        f"model:{model_name}/{current}",
+        by,
+        {"alias": alias, "from": current, "to": target, "reason": reason},
+    )
+    return Rollback(alias, current, target)

@@ -1,0 +1,63 @@
+"""Outcome events into the decision service: ``POST /v1/events`` (``events`` scope) and
+the one-click unsubscribe target ``POST /v1/unsubscribe/{token}`` (RFC 8058; the signed
+token is the credential, so mail providers need no API key).
+
+Handlers are synchronous (database writes): FastAPI runs them in its thread pool.
+"""
+
+# No ``from __future__ import annotations``: FastAPI reads the route signatures.
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import Field
+
+from sluice.contracts._base import Contract
+from sluice.contracts.feedback import IngestResult
+from sluice.errors import InputError
+
+GUARDRAIL_CHECK_EVERY_S = 5.0
+"""A run's guardrails are evaluated at most this often from the events route."""
+
+
+class RawEvents(Contract):
+    """Each event is validated on its own: bad ones come back in ``rejected``."""
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+
+
+class Unsubscribed(Contract):
+    unsubscribed: bool
+    duplicate: bool
+
+
+def add_event_routes(api: FastAPI, events_key: Any, errors: dict[int | str, Any]) -> None:
+    from sluice.channels.unsubscribe import secret
+    from sluice.feedback.ingest import ingest, unsubscribe_event
+    from sluice.store.db import connect
+
+    def post_events(body: RawEvents, _: events_key) -> IngestResult:
+        return ingest(
+            connect(), body.events, "api", secret(), check_every_s=GUARDRAIL_CHECK_EVERY_S
+        )
+
+    def one_click_unsubscribe(token: str) -> Unsubscribed:
+        event = unsubscribe_event(token, datetime.now(UTC).isoformat())
+        result = ingest(connect(), [event], "one-click", secret(), GUARDRAIL_CHECK_EVERY_S)
+        if result.rejected:
+            raise InputError(f"token: {result.rejected[0].reason}", field=result.rejected[0].field)
+        return Unsubscribed(unsubscribed=True, duplicate=result.duplicates > 0)
+
+    api.post(
+        "/v1/events",
+        response_model=IngestResult,
+        responses=errors,
+        summary="Outcome events: validated one by one, deduplicated by event id",
+    )(post_events)
+    api.post(
+        "/v1/unsubscribe/{token}",
+        response_model=Unsubscribed,
+        responses=errors,
+        summary="One-click unsubscribe (RFC 8058): suppresses at once",
+    )(one_click_unsubscribe)

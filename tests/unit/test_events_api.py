@@ -1,0 +1,72 @@
+"""``POST /v1/events`` and the one-click unsubscribe route, through the real app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from sluice.auth import KeyStore, Scope
+from sluice.channels.unsubscribe import Unsubscribe, make_token, secret
+from sluice.contracts import PROPENSITY_V1
+from sluice.decisioning import load_catalog
+from sluice.registry import Registry
+from sluice.serve.backends import LocalBackend
+from sluice.serve.engine import ScoringEngine
+from sluice.serve.http import create_api
+from sluice.store import connect
+from sluice.store.suppressions import Suppressions
+
+WHEN = "2026-07-02T10:00:00+02:00"
+
+
+def _client(home: Path) -> tuple[TestClient, dict[str, str]]:
+    engine = ScoringEngine(["sluice-propensity@champion"], PROPENSITY_V1, Registry())
+    store = KeyStore(home / "keys.json")
+    keys = {
+        name: store.create(name, scopes)[0]
+        for name, scopes in {"events": (Scope.EVENTS,), "score": (Scope.SCORE,)}.items()
+    }
+    api = create_api(LocalBackend(engine, load_catalog()), store, PROPENSITY_V1)
+    return TestClient(api), keys
+
+
+def test_events_need_the_events_scope_and_are_validated_one_by_one(sluice_home: Path) -> None:
+    client, keys = _client(sluice_home)
+    body = {
+        "events": [
+            {"event_id": "e1", "type": "click", "customer_id": "c1", "occurred_at": WHEN},
+            {"event_id": "e2", "type": "conversion", "customer_id": "c1", "occurred_at": WHEN},
+            {"event_id": "e1", "type": "click", "customer_id": "c1", "occurred_at": WHEN},
+        ]
+    }
+    assert client.post("/v1/events", json=body).status_code == 401
+    wrong = client.post(
+        "/v1/events", json=body, headers={"Authorization": f"Bearer {keys['score']}"}
+    )
+    assert wrong.status_code == 403 and wrong.json()["code"] == "forbidden"
+    h = {"Authorization": f"Bearer {keys['events']}"}
+    r = client.post("/v1/events", json=body, headers=h)
+    assert r.status_code == 200
+    out = r.json()
+    assert (out["accepted"], out["duplicates"]) == (1, 1)
+    assert out["rejected"] == [
+        {"index": 1, "field": "revenue", "reason": "a conversion needs its revenue (0 if none)"}
+    ]
+    empty = client.post("/v1/events", json={"events": []}, headers=h)
+    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "events"
+
+
+def test_one_click_unsubscribe_lands_as_a_suppression_once(sluice_home: Path) -> None:
+    client, _ = _client(sluice_home)
+    token = make_token(Unsubscribe("c7", "sluice-outdoors", "email", "run-9"), secret())
+    first = client.post(f"/v1/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
+    assert first.status_code == 200 and first.json() == {"unsubscribed": True, "duplicate": False}
+    again = client.post(f"/v1/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
+    assert again.json() == {"unsubscribed": True, "duplicate": True}
+    found = Suppressions(connect()).lookup(["c7"], "sluice-outdoors")["c7"]
+    assert [(s.reason, s.channel, s.brand) for s in found] == [
+        ("unsubscribed", "email", "sluice-outdoors")
+    ]
+    forged = client.post(f"/v1/unsubscribe/{token[:-3]}xyz")
+    assert forged.status_code == 422 and forged.json()["field"] == "token"
