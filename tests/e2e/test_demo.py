@@ -38,3 +38,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert figures["emails_received"] > 0 and figures["outbox_messages"] > 0
     assert figures["emails_received"] + figures["outbox_messages"] == funnel["sent"]
     assert funnel["holdout"] > 0 and funnel["selected"] > funnel["sent"]
+    # ... and its report, self-contained HTML with the run id in it.
+    report = Path(figures["report"]).read_text()
+    assert figures["campaign_run_id"] in report and "http://" not in report
