@@ -12,6 +12,7 @@ from sluice.store.db import connect
 OUTCOME_WORDS = {
     "holdout": "held out as the control group: no message, by design",
     "no_offer": "no offer qualified, so no message",
+    "arm_paused": "in an arm a guardrail had paused (see the incident): no message",
     "rejected": "stopped by a gate",
     "review": "waiting for a person in the review queue",
     "reserved": "approved and reserved in the ledger for delivery",

@@ -10,22 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
-from typing import TypeGuard
+
+from sluice.report.format import _e
+from sluice.report.format import _ok as _finite
 
 Fmt = Callable[[float], str]
 PALETTE = ("#3b6fb6", "#e8871e", "#4b9b58", "#d1495b", "#6f5aa8", "#8c96a3", "#c9a227")
 WIDTH = 640
 HEIGHT = 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 20, 52, 48
-
-
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
-
-
-def _finite(x: float | None) -> TypeGuard[float]:
-    return x is not None and math.isfinite(x)
 
 
 def short(x: float) -> str:
