@@ -189,3 +189,21 @@ def test_a_paused_arm_is_never_claimed(database_url: str, tmp_path: Path) -> Non
     from sluice.store.incidents import ArmStates
 
     assert ArmStates(engine).paused("camp") == {}
+
+
+def test_tokens_and_times_from_anywhere_are_refused_not_crashed_on(tmp_path: Path) -> None:
+    engine = connect(f"sqlite:///{tmp_path / 's.db'}")
+    result = ingest(
+        engine,
+        [
+            {"event_id": "u1", "type": "unsubscribe", "token": "ä.ö", "occurred_at": WHEN},
+            ev("t1", occurred_at="0001-01-01T00:00:00+01:00"),
+        ],
+        "test",
+        KEY,
+    )
+    assert result.accepted == 0
+    assert [(r.field, r.reason) for r in result.rejected] == [
+        ("token", "not a valid unsubscribe token"),
+        ("occurred_at", "must be between the years 2000 and 2200"),
+    ]

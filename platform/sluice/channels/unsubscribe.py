@@ -52,6 +52,8 @@ def make_token(u: Unsubscribe, key: bytes | None = None) -> str:
 
 
 def read_token(token: str, key: bytes | None = None) -> Unsubscribe:
+    if not token.isascii():
+        raise InputError("token: not a valid unsubscribe token", field="token")
     body, _, mac = token.partition(".")
     expected = _b64(hmac.new(key or secret(), body.encode(), hashlib.sha256).digest()[:16])
     if not mac or not hmac.compare_digest(mac, expected):

@@ -58,6 +58,8 @@ class OutcomeEvent(Contract):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if not 2000 <= self.occurred_at.year <= 2200:
+            raise ValueError("occurred_at: must be between the years 2000 and 2200")
         if self.type is EventType.CONVERSION and self.revenue is None:
             raise ValueError("revenue: a conversion needs its revenue (0 if none)")
         if self.type is not EventType.CONVERSION and self.revenue is not None:
