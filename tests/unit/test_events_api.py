@@ -69,4 +69,6 @@ def test_one_click_unsubscribe_lands_as_a_suppression_once(sluice_home: Path) ->
         ("unsubscribed", "email", "sluice-outdoors")
     ]
     forged = client.post(f"/v1/unsubscribe/{token[:-3]}xyz")
-    assert forged.status_code == 422 and forged.json()["field"] == "token"
+    assert forged.status_code == 404 and forged.json()["field"] == "token"
+    malformed = client.post("/v1/unsubscribe/not-a-token")
+    assert malformed.status_code == 422 and malformed.json()["errors"][0]["field"] == "path.token"

@@ -8,14 +8,14 @@ Handlers are synchronous (database writes): FastAPI runs them in its thread pool
 # No ``from __future__ import annotations``: FastAPI reads the route signatures.
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Path
 from pydantic import Field
 
 from sluice.contracts._base import Contract
 from sluice.contracts.feedback import IngestResult
-from sluice.errors import InputError
+from sluice.errors import NotFoundError
 
 GUARDRAIL_CHECK_EVERY_S = 5.0
 """A run's guardrails are evaluated at most this often from the events route."""
@@ -42,11 +42,14 @@ def add_event_routes(api: FastAPI, events_key: Any, errors: dict[int | str, Any]
             connect(), body.events, "api", secret(), check_every_s=GUARDRAIL_CHECK_EVERY_S
         )
 
-    def one_click_unsubscribe(token: str) -> Unsubscribed:
+    def one_click_unsubscribe(
+        token: Annotated[str, Path(max_length=1024, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")],
+    ) -> Unsubscribed:
         event = unsubscribe_event(token, datetime.now(UTC).isoformat())
         result = ingest(connect(), [event], "one-click", secret(), GUARDRAIL_CHECK_EVERY_S)
-        if result.rejected:
-            raise InputError(f"token: {result.rejected[0].reason}", field=result.rejected[0].field)
+        if result.rejected:  # a link that was never issued (or a forged one)
+            first = result.rejected[0]
+            raise NotFoundError(f"token: {first.reason}", field=first.field)
         return Unsubscribed(unsubscribed=True, duplicate=result.duplicates > 0)
 
     api.post(
