@@ -90,7 +90,7 @@ def import_events(
 def kpis(run_id: Annotated[str, typer.Argument(help="Campaign run id.")]) -> None:
     """Per arm and model version: conversion, revenue per recipient, lift, unsubscribes,
     complaints (95% intervals), and the run's guardrails."""
-    from sluice.feedback.guardrails import evaluate_guardrails
+    from sluice.feedback.guardrails import check_run
     from sluice.feedback.kpis import kpis_json, run_kpis
     from sluice.store.db import connect
 
@@ -131,10 +131,10 @@ def kpis(run_id: Annotated[str, typer.Argument(help="Campaign run id.")]) -> Non
             rows,
         )
     )
-    check = evaluate_guardrails(engine, run_id, act=False)
-    for r in check.results:
+    results = check_run(k)
+    for r in results:
         console.print(f"  guardrail {r.name}: {'[red]FIRES[/]' if r.fired else 'ok'} ({r.detail})")
-    emit_json({**kpis_json(k), "guardrails": [r.model_dump() for r in check.results]})
+    emit_json({**kpis_json(k), "guardrails": [r.model_dump() for r in results]})
 
 
 def guardrails(run_id: Annotated[str, typer.Argument(help="Campaign run id.")]) -> None:

@@ -10,6 +10,13 @@ import typer
 from sluice.cli.output import console, emit_json, table
 from sluice.errors import InputError
 
+FloorOption = Annotated[
+    list[str] | None, typer.Option(help="METRIC=MIN, replacing the configured floors.")
+]
+CeilingOption = Annotated[
+    list[str] | None, typer.Option(help="METRIC=MAX, replacing the configured ceilings.")
+]
+
 app = typer.Typer(help="The model registry: versions, aliases, promotion.", no_args_is_help=True)
 
 
@@ -67,12 +74,8 @@ def promote(
     version: Annotated[str, typer.Argument(help="Version to promote.")],
     to: Annotated[str, typer.Option(help="Alias to point at it.")] = "champion",
     name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    floor: Annotated[
-        list[str] | None, typer.Option(help="METRIC=MIN, replacing the configured floors.")
-    ] = None,
-    ceiling: Annotated[
-        list[str] | None, typer.Option(help="METRIC=MAX, replacing the configured ceilings.")
-    ] = None,
+    floor: FloorOption = None,
+    ceiling: CeilingOption = None,
 ) -> None:
     """Move an alias to VERSION if it meets the promotion floors; print why not otherwise.
 
@@ -116,12 +119,8 @@ def approve(
         ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    floor: Annotated[
-        list[str] | None, typer.Option(help="METRIC=MIN, replacing the configured floors.")
-    ] = None,
-    ceiling: Annotated[
-        list[str] | None, typer.Option(help="METRIC=MAX, replacing the configured ceilings.")
-    ] = None,
+    floor: FloorOption = None,
+    ceiling: CeilingOption = None,
 ) -> None:
     """Make VERSION champion: metric floors on a held-out window, drift, a named approver."""
     from sluice.registry.lifecycle import approve as do_approve

@@ -13,7 +13,7 @@ from typing import Literal, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from sluice.contracts._base import Contract, CustomerId, Slug
+from sluice.contracts._base import ID_PATTERN, Contract, CustomerId, Slug
 from sluice.contracts.customer import Channel
 
 
@@ -38,7 +38,7 @@ SUPPRESSING = {
 class OutcomeEvent(Contract):
     """One thing that happened after (or without) a message."""
 
-    event_id: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x20\x7f]{1,128}$")
+    event_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
     """The sender's id for this event; a second event with the same id is a duplicate."""
     type: EventType
     customer_id: CustomerId | None = None

@@ -1,9 +1,9 @@
 """Drift of a scoring run: PSI of every feature and of the score against the model's
 training reference, stored per run and model version (``run_drift``).
 
-Features are read back from the audience Parquet (valid rows only, at most
-``MAX_ROWS``), encoded with the model's feature contract and binned with the
-reference's edges; scores come from the run's staged candidates (per arm: the canary
+Features are read back once from the audience Parquet (valid rows only, at most
+``MAX_ROWS``), encoded with the feature contract (the canary model shares it) and binned
+with each reference's edges; scores come from the run's staged candidates (per arm: the canary
 arm is scored by the canary model).
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, delete, select
 
+from sluice.contracts.feature_contract import FeatureContract
 from sluice.contracts.feedback import DriftRow
 from sluice.drift.reference import Binning, Reference, psi
 from sluice.registry.loaded import LoadedModel
@@ -33,20 +34,24 @@ def _files(path: Path) -> list[Path]:
     return [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if p.is_file())
 
 
-def feature_histograms(features: Path, model: LoadedModel, ref: Reference) -> list[np.ndarray]:
-    """Counts per bucket of each feature of the valid audience rows (sampled)."""
-    counts = [np.zeros(len(b.proportions)) for b in ref.features]
-    names = [model.contract.id_column, *model.contract.names]
+def feature_histograms(
+    features: Path, contract: FeatureContract, refs: list[Reference]
+) -> list[list[np.ndarray]]:
+    """Counts per bucket of each feature of the valid audience rows (sampled), under each
+    reference's binning: one read of the audience, whatever the number of models."""
+    counts = [[np.zeros(len(b.proportions)) for b in ref.features] for ref in refs]
+    names = [contract.id_column, *contract.names]
     seen = 0
     for file in _files(features):
         pf = pq.ParquetFile(file)
         present = [n for n in names if n in pf.schema_arrow.names]
         for batch in pf.iter_batches(batch_size=65_536, columns=present):
-            checked = model.contract.validate_batch(batch)
+            checked = contract.validate_batch(batch)
             if not checked.n_valid:
                 continue
-            for j, binning in enumerate(ref.features):
-                counts[j] += binning.histogram(checked.matrix[:, j]) * checked.n_valid
+            for ref, ref_counts in zip(refs, counts, strict=True):
+                for j, binning in enumerate(ref.features):
+                    ref_counts[j] += binning.histogram(checked.matrix[:, j]) * checked.n_valid
             seen += checked.n_valid
             if seen >= MAX_ROWS:
                 return counts
@@ -96,17 +101,23 @@ def measure_run_drift(
         if candidates.exists() and any(candidates.iterdir())
         else None
     )
+    measured = [
+        (m, wanted)
+        for m, wanted in ((model, ("holdout", "main")), (canary, ("canary",)))
+        if m is not None and m.reference is not None
+    ]
+    if not measured:
+        return {}
+    arm = score = np.empty(0)
+    if arms is not None:
+        arm = np.asarray(arms.column("arm").to_numpy(zero_copy_only=False))
+        score = arms.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
+    references = [m.reference for m, _ in measured if m.reference is not None]
+    histograms = feature_histograms(features, model.contract, references)
     out: dict[str, list[DriftRow]] = {}
-    for m, wanted in ((model, ("holdout", "main")), (canary, ("canary",))):
-        if m is None or m.reference is None:
-            continue
-        scores = np.empty(0)
-        if arms is not None:
-            arm = np.asarray(arms.column("arm").to_numpy(zero_copy_only=False))
-            score = arms.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
-            keep = np.isin(arm, wanted) & ~np.isnan(score)
-            scores = score[keep]
-        rows = drift_rows(m.reference, feature_histograms(features, m, m.reference), scores)
+    for (m, wanted), ref, counts in zip(measured, references, histograms, strict=True):
+        scores = score[np.isin(arm, wanted) & ~np.isnan(score)] if len(arm) else np.empty(0)
+        rows = drift_rows(ref, counts, scores)
         store_drift(connect(database_url), run_id, m.version, rows)
         out[m.version] = rows
     return out

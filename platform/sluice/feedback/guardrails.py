@@ -72,13 +72,21 @@ def check(g: Guardrail, kpis: RunKpis) -> GuardrailResult:
     )
 
 
+def check_run(kpis: RunKpis) -> list[GuardrailResult]:
+    """Every guardrail of the run's spec against KPIs already computed (no action)."""
+    spec = CampaignSpec.model_validate(kpis.run.spec)
+    if spec.canary is None:
+        return []
+    return [check(g, kpis) for g in spec.canary.guardrails]
+
+
 def evaluate_guardrails(engine: Engine, run_id: str, act: bool = True) -> GuardrailCheck:
     """Evaluate the run's guardrails; with ``act``, pause, roll back and open an incident."""
     kpis = run_kpis(engine, run_id)
     spec = CampaignSpec.model_validate(kpis.run.spec)
-    if spec.canary is None or not spec.canary.guardrails:
+    results = check_run(kpis)
+    if not results:
         return GuardrailCheck(run_id, [])
-    results = [check(g, kpis) for g in spec.canary.guardrails]
     fired = [r for r in results if r.fired]
     if not fired or not act or kpis.run.dry_run:
         return GuardrailCheck(run_id, results)

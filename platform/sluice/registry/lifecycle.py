@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.contracts.feedback import DriftRow
-from sluice.errors import ConflictError, PromotionRefusedError
+from sluice.errors import ConflictError, ModelNotFoundError, PromotionRefusedError
 from sluice.registry.promotion import MetricCheck
 from sluice.registry.registry import CHALLENGER, CHAMPION, Registry
 from sluice.registry.uri import ModelURI
@@ -102,7 +102,7 @@ def approve(
         )
     try:
         previous: str | None = registry.resolve(ModelURI(model_name, alias=CHAMPION)).version
-    except Exception:
+    except ModelNotFoundError:  # the first champion
         previous = None
     label = str(window) if window is not None else "registration validation"
     checks = registry.promote(

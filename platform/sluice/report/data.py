@@ -17,7 +17,7 @@ from sluice.contracts.feedback import (
     ScoreHistogram,
 )
 from sluice.drift.measure import stored_drift
-from sluice.feedback.guardrails import evaluate_guardrails
+from sluice.feedback.guardrails import check_run
 from sluice.feedback.kpis import RunKpis, run_kpis
 from sluice.store.audit import AuditStore
 from sluice.store.incidents import Incidents
@@ -122,7 +122,7 @@ def report_data(engine: Engine, run_id: str) -> ReportData:
         funnel=steps,
         rejections=rejections,
         arms=k.arms,
-        guardrails=evaluate_guardrails(engine, run_id, act=False).results,
+        guardrails=check_run(k),
         drift=_drift(engine, run_id),
         incidents=Incidents(engine).list(run.campaign_id),
     )
