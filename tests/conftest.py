@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-from sluice.data import SynthConfig, synthesize
+from sluice.contracts.clock import SYSTEM_CLOCK
+from sluice.data import SynthCalendar, SynthConfig, synthesize
 from sluice.training import TrainedModel
 
-# A small base whose history ends 2026-06-30; these cutoffs all have labels.
-TRAIN_CUTOFF = date(2026, 1, 1)
-VALID_CUTOFF = date(2026, 4, 1)
-SCORE_CUTOFF = date(2026, 7, 1)
+# The synthetic world of the tests is current: its history ends yesterday and campaigns
+# decide today, on whatever date the suite runs. The train and validation cutoffs have
+# labels; the audience is scored as of today.
+CALENDAR = SynthCalendar.today(SYSTEM_CLOCK)
+TRAIN_CUTOFF = CALENDAR.train_cutoff
+VALID_CUTOFF = CALENDAR.valid_cutoff
+SCORE_CUTOFF = CALENDAR.score_cutoff
+
+
+@pytest.fixture(scope="session")
+def calendar() -> SynthCalendar:
+    """The dates of the session's synthetic world (see ``CALENDAR``)."""
+    return CALENDAR
 
 
 @pytest.fixture
@@ -31,7 +40,9 @@ def sluice_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 12,000-customer synthetic base (generated once per session)."""
     out = tmp_path_factory.mktemp("synth")
-    synthesize(SynthConfig(customers=12_000, seed=11, chunk_size=5_000), out)
+    synthesize(
+        SynthConfig(customers=12_000, seed=11, chunk_size=5_000, end=CALENDAR.history_end), out
+    )
     return out
 
 
@@ -93,7 +104,8 @@ POSTGRES_ADMIN = os.environ.get(
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for the session (skipped where no server is reachable)."""
+    """A fresh PostgreSQL database for the session (skipped where no server is reachable,
+    except under ``CI=true``, where a missing server fails the tests that need it)."""
     import secrets
 
     import psycopg
@@ -101,6 +113,8 @@ def postgres_url() -> Iterator[str]:
     try:
         admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":  # CI has the server: its absence is a failure
+            pytest.fail(f"PostgreSQL not reachable at {POSTGRES_ADMIN} under CI: {exc}")
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {exc}")
     name = f"sluice_test_{os.getpid()}_{secrets.token_hex(3)}"
     admin.execute(f'CREATE DATABASE "{name}"')

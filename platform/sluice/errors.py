@@ -50,6 +50,14 @@ class ConfigError(SluiceError):
     status_code = 422
     code = "invalid_config"
 
+    @classmethod
+    def invalid(cls, origin: str, exc: Any, whole: str = "spec") -> ConfigError:
+        """A pydantic ``ValidationError`` of the file ``origin`` as one error naming the
+        file and the first field at fault (``whole`` when the fault is the document)."""
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or whole
+        return cls(f"{origin}: {where}: {first['msg']}", field=where, errors=len(exc.errors()))
+
 
 class InputError(SluiceError):
     status_code = 422

@@ -9,11 +9,14 @@ URL points the same code at a server instead.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sluice.contracts.clock import Clock
 
 
 class SluiceSettings(BaseSettings):
@@ -64,11 +67,22 @@ class SluiceSettings(BaseSettings):
         gt=0,
         description="PSI from which drift blocks promoting the model version to champion.",
     )
+    clock_offset: timedelta = Field(
+        default=timedelta(0),
+        description="Moves Sluice's clock away from the system's (seconds or ISO 8601, e.g. "
+        "P365D): business time (decision dates, validity, quiet hours, caps, review windows) "
+        "runs that far ahead, or behind when negative. For rehearsals and tests.",
+    )
     drift_block_on: Literal["score", "any"] = Field(
         default="score",
         description="What drift blocks promotion: the score's PSI only (features then warn), "
         "or any feature's too.",
     )
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every time-dependent rule reads (see :mod:`sluice.contracts.clock`)."""
+        return Clock(offset=self.clock_offset)
 
     @property
     def home_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from collections.abc import Iterator
@@ -12,6 +13,10 @@ import pytest
 
 from sluice.registry import Registry, VersionInfo
 from sluice.training import TrainedModel
+
+SMTP_PASSWORD_ENV = "SLUICE_IT_SMTP_PASSWORD"
+SMTP_PASSWORD = secrets.token_urlsafe(16)
+"""The password of the authenticating relay in the campaign tests."""
 
 
 def free_port() -> int:
@@ -41,6 +46,9 @@ def ray_cluster(session_home: Path) -> Iterator[None]:
         num_cpus=8,
         namespace="serve",
         _metrics_export_port=int(os.environ["SLUICE_TEST_METRICS_PORT"]),
+        # The workers' environment, as a pod's Secret gives it: the relay password that
+        # authenticated-SMTP campaigns read where they deliver (never from a spec).
+        runtime_env={"env_vars": {SMTP_PASSWORD_ENV: SMTP_PASSWORD}},
     )
     yield
     from ray import serve

@@ -17,6 +17,7 @@ from sluice.devtools.mailsink import MailSink
 from sluice.registry import VersionInfo
 from sluice.store import connect
 from sluice.store.ledger import Ledger
+from sluice.store.runs import Runs
 from sluice.store.schema import audit, contact_counts
 
 
@@ -38,7 +39,6 @@ def write_spec(
             "customers": str(synth_dir / "customers.parquet"),
             "limit": 1_500,
         },
-        "decision_date": "2026-07-01",
         "channels": {
             "email": {
                 "transport": "smtp",
@@ -160,3 +160,43 @@ def test_quiet_hours_defer_instead_of_dropping(
     assert again.funnel["deferred"] == result.funnel["deferred"] and not emails_of(
         sink, "it-quiet-1"
     )
+
+
+def test_an_authenticated_relay_gets_the_campaign_through_the_coordinator(
+    champion: VersionInfo, synth_dir: Path, features_dir: Path, tmp_path: Path
+) -> None:
+    """The relay requires AUTH; the password is read where the run delivers (the
+    coordinator actor's environment), never carried in the spec or an actor argument."""
+    from tests.integration.conftest import SMTP_PASSWORD, SMTP_PASSWORD_ENV
+
+    relay = MailSink(tmp_path / "relay", credentials=("sluice", SMTP_PASSWORD)).start()
+    try:
+        email = {
+            "transport": "smtp",
+            "port": relay.smtp_port,
+            "reconcile_url": relay.status_url,
+            "username": "sluice",
+            "password_env": SMTP_PASSWORD_ENV,
+        }
+        spec = write_spec(
+            tmp_path / "auth.yaml",
+            synth_dir,
+            features_dir,
+            relay,
+            "it-auth",
+            channels={"email": email},
+            audience={
+                "features": str(features_dir / "audience.parquet"),
+                "customers": str(synth_dir / "customers.parquet"),
+                "limit": 300,
+            },
+        )
+        f = run_campaign(spec, run_id="it-auth-1").funnel
+        mails = emails_of(relay, "it-auth-1")
+        assert f["sent"] > 0 and f["failed"] == 0 and len(mails) == f["sent"], f
+        # The run's stored spec names the variable, never the secret.
+        record = Runs(connect()).get("it-auth-1")
+        assert record is not None and SMTP_PASSWORD not in json.dumps(record.spec)
+        assert record.spec["channels"]["email"]["password_env"] == SMTP_PASSWORD_ENV
+    finally:
+        relay.stop()

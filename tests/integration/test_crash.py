@@ -116,7 +116,6 @@ def test_sigkill_coordinator_and_driver_during_delivery_sends_each_message_exact
             "customers": str(synth_dir / "customers.parquet"),
             "limit": 3_000,
         },
-        "decision_date": "2026-07-01",
         "channels": {
             "email": {
                 "transport": "smtp",

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from sluice.campaign.spec import load_spec
+from sluice.campaign.spec import CampaignSpec, SmtpChannel, load_spec
+from sluice.contracts.customer import Channel
+from sluice.coordinator.transports import smtp_settings
 from sluice.errors import ConfigError
 
 REPO = Path(__file__).parents[2]
@@ -29,16 +33,39 @@ def test_the_example_campaign_loads_with_paths_resolved(
     spec = load_spec(REPO / "jobs" / "spring-boots.yaml")
     assert spec.audience.features == sluice_home.resolve() / "demo" / "audience"
     assert spec.channels_transport("email") == "smtp" and spec.copy_.mode == "fixed"
+    # Relay overrides and the password are read where the run delivers, never into the spec.
     monkeypatch.setenv("SLUICE_SMTP_HOST", "mail.internal")
-    monkeypatch.setenv("SLUICE_SMTP_PORT", "587")
     monkeypatch.setenv("SLUICE_SMTP_PASSWORD", "pw")
-    email = load_spec(REPO / "jobs" / "spring-boots.yaml").channels[next(iter(spec.channels))]
-    assert (email.host, email.port, email.password.get_secret_value()) == (
+    again = load_spec(REPO / "jobs" / "spring-boots.yaml")
+    assert again == spec and "pw" not in json.dumps(again.public())
+    email = again.channels[Channel.EMAIL]
+    assert isinstance(email, SmtpChannel)
+    env = {"SLUICE_SMTP_HOST": "mail.internal", "SLUICE_SMTP_PORT": "587"}
+    relay = smtp_settings(
+        "email", email, {**env, "SLUICE_SMTP_USER": "u", "SLUICE_SMTP_PASSWORD": "pw"}
+    )
+    assert (relay.host, relay.port, relay.username, relay.password) == (
         "mail.internal",
         587,
+        "u",
         "pw",
-    )  # type: ignore[union-attr]
-    assert "pw" not in str(load_spec(REPO / "jobs" / "spring-boots.yaml").public())
+    )
+    with pytest.raises(ConfigError, match="needs a password in SLUICE_SMTP_PASSWORD") as info:
+        smtp_settings("email", email, {"SLUICE_SMTP_USER": "u"})
+    assert info.value.field == "channels.email.password_env"
+    with pytest.raises(ConfigError, match="not a port number"):
+        smtp_settings("email", email, {"SLUICE_SMTP_PORT": "smtp"})
+
+
+def test_a_spec_refuses_secrets_and_empty_variants() -> None:
+    data = example()
+    data["channels"]["email"]["password"] = "hunter2"  # type: ignore[index]
+    with pytest.raises(ValidationError, match="a spec holds no secrets"):
+        CampaignSpec.model_validate(data)
+    data = example()
+    data["copy"] = {"variants": []}
+    with pytest.raises(ValidationError, match=r"copy\.variants|variants"):
+        CampaignSpec.model_validate(data)
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 
 from sluice.channels.base import (
     AmbiguousSendError,
+    ChannelDownError,
     OutboundMessage,
     PermanentSendError,
     TransientSendError,
@@ -213,7 +214,8 @@ def test_webhooks_are_signed_retried_and_deduplicated() -> None:
     assert t.reconcile(message(key="b" * 40, channel="sms", text="hi")) is True
     assert r.keys == ["a" * 40, "b" * 40]
     bad = WebhookTransport(r.url, b"wrong", allow_hosts=("127.0.0.1",), max_attempts=1)
-    with pytest.raises(PermanentSendError, match="401"):
+    # A receiver that refuses our signature refuses every message: the channel is down.
+    with pytest.raises(ChannelDownError, match="401"):
         bad.send(message(key="c" * 40, channel="sms", text="hi"))
     assert (
         signature(b"k", "1", b"{}") == "v1=" + hmac.new(b"k", b"1.{}", hashlib.sha256).hexdigest()

@@ -34,12 +34,15 @@ def test_synth_then_features_end_with_a_json_line(tmp_path: Path) -> None:
         "2000",
         "--seed",
         "3",
+        "--as-of",
+        "2026-07-01",
         "--out",
         str(tmp_path / "d"),
         home=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     figures = last_json(done.stdout)
+    assert figures["history_end"] == "2026-06-30" and figures["valid_cutoff"] == "2026-04-01"
     assert figures["customers"] == 2000 and figures["transactions"] > 0
     out = tmp_path / "f.parquet"
     built = sluice(

@@ -4,7 +4,7 @@ format, confidence; each with cases it must pass and cases it must stop."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,8 @@ from sluice.store import connect
 from sluice.store.ledger import Ledger
 from sluice.store.suppressions import Suppressions
 
-CATALOG = load_catalog()
+# Resolved so that the offers run 2026-10-02 .. 2026-12-31.
+CATALOG = load_catalog(decision_date=date(2026, 10, 2))
 BOOTS = next(o for o in CATALOG.offers if o.offer_id == "spring-boots-20")
 ALLOWED = ("shop.example.com",)
 DATA = Path(__file__).parent / "data"
@@ -67,7 +68,7 @@ def test_claims_pass_the_offers_own_facts_in_any_usual_format() -> None:
         "Trailhead boots 20% off, now $119.99 until 2026-12-31",
         "Save 20 percent: USD 119.99, was $149.99 (you save $30.00) until December 31",
         "20% off through Dec 31st, 2026: https://shop.example.com/boots/trailhead",
-        "Offer from March 1 to 31 December: 119,99 $",
+        "Offer from October 2 to 31 December: 119,99 $",
         "No numbers at all, just great boots.",
     ]
     v = ClaimsGate(CATALOG).evaluate(sms(*ok), ctx())
@@ -127,7 +128,9 @@ def test_every_catalog_copy_passes_every_content_gate() -> None:
         )
     }
     for offer in CATALOG.offers:
-        for channel, copy in offer.fallback_copy.items():
+        for channel in offer.fallback_copy:
+            copy = offer.approved_copy(channel)
+            assert copy is not None
             for name in ("Ana", "Jean-Luc", "O'Brien", None):
                 rows["customer_id"].append(f"cust-{len(rows['channel']):06d}")
                 rows["channel"].append(channel.value)
@@ -235,7 +238,8 @@ def test_injection_corpus_never_reaches_delivery_from_a_customer_field_or_the_of
         }
     )
     chain = build_chain(spec, CATALOG)
-    copy = BOOTS.fallback_copy[next(iter(BOOTS.fallback_copy))]
+    copy = BOOTS.approved_copy(next(iter(BOOTS.fallback_copy)))
+    assert copy is not None
     n = len(strings)
 
     def rows(names: Sequence[str | None], bodies: Sequence[str]) -> MessageBatch:

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sluice.campaign.spec import CampaignSpec
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.coordinator.core import CoordinatorCore
 from sluice.store import connect, dispose_all
 from sluice.store.suppressions import Suppressions
@@ -135,7 +136,9 @@ def test_nothing_is_delivered_without_consent_or_to_a_suppressed_customer(
         store = Suppressions(connect(url))
         for i, (reason, channel, brand) in suppressed.items():
             store.add(f"c{i}", reason, channel=channel, brand=brand)
-        core = CoordinatorCore("run-p", spec(root, "camp", cap=100), False, url, b"k")
+        core = CoordinatorCore(
+            "run-p", spec(root, "camp", cap=100), False, url, b"k", SYSTEM_CLOCK.today()
+        )
         core.submit(candidates(rows, "run-p"))
         core.close()
         sent = {(m["customer_id"], m["channel"]) for m in delivered(root, "run-p")}
@@ -174,7 +177,13 @@ def test_no_recipient_exceeds_the_cap_across_zones_dst_and_two_campaigns(
             try:
                 run = f"{name}-{moment:%H%M}"
                 core = CoordinatorCore(
-                    run, spec(root, name, cap), False, url, b"k", now=lambda: moment
+                    run,
+                    spec(root, name, cap),
+                    False,
+                    url,
+                    b"k",
+                    moment.date(),
+                    clock=Clock.at(moment),
                 )
                 core.submit(candidates(people, run))
                 core.close()

@@ -13,7 +13,8 @@ from sluice.contracts import Channel, DecisionContext
 from sluice.decisioning import decide, load_catalog
 from sluice.decisioning.vectorized import decide_batch
 
-CATALOG = load_catalog()
+# Offers valid 2026-10-02 .. 2026-12-31: the sampled days fall before, inside and after.
+CATALOG = load_catalog(decision_date=date(2026, 10, 2))
 COUNTRIES = ["US", "DE", "FR", "GB", "JP"]
 row = st.tuples(
     st.floats(0, 1),
@@ -48,7 +49,13 @@ def test_batch_rules_equal_the_online_rules(rows: list, day: date) -> None:
             at=at,
         )
         online = decide(
-            ctx, score, CATALOG, decision_id="dec_00000000", model_name="m", model_version="1"
+            ctx,
+            score,
+            CATALOG,
+            decision_id="dec_00000000",
+            model_name="m",
+            model_version="1",
+            now=at,
         )
         assert batch.offer_id[i].as_py() == online.offer_id
         assert batch.channel[i].as_py() == (online.channel.value if online.channel else None)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from sluice.contracts import Channel, DecisionContext, Offer, OfferCatalog
 from sluice.decisioning import decide, load_catalog
+from sluice.decisioning.catalog import CatalogSource
 from sluice.errors import ConfigError
 
 AT = datetime(2026, 6, 15, 12, tzinfo=UTC)
@@ -42,7 +44,13 @@ def run(
     catalog: OfferCatalog, context: DecisionContext, score: float = 0.5
 ) -> tuple[str | None, dict[str, str]]:
     d = decide(
-        context, score, catalog, decision_id="dec_test0001", model_name="m", model_version="7"
+        context,
+        score,
+        catalog,
+        decision_id="dec_test0001",
+        model_name="m",
+        model_version="7",
+        now=AT,
     )
     assert d.model_version == "7" and d.catalog == catalog.name
     return d.offer_id, {e.offer_id: e.rule.value for e in d.excluded}
@@ -59,7 +67,9 @@ def test_highest_expected_value_wins_with_deterministic_ties() -> None:
     )
     chosen, excluded = run(cat, ctx())
     assert chosen == "c" and not excluded  # 20 beats 10; priority 1 beats 0; then "c" < "d"
-    d = decide(ctx(), 0.5, cat, decision_id="dec_test0001", model_name="m", model_version="1")
+    d = decide(
+        ctx(), 0.5, cat, decision_id="dec_test0001", model_name="m", model_version="1", now=AT
+    )
     assert [r.offer_id for r in d.ranked] == ["c", "d", "b", "a"]
     assert d.expected_value == pytest.approx(10.0)
 
@@ -110,6 +120,7 @@ def test_channel_follows_the_offer_preference_among_consented_ones() -> None:
         decision_id="dec_test0001",
         model_name="m",
         model_version="1",
+        now=AT,
     )
     assert d.channel is Channel.EMAIL
     detail = run(cat, ctx(consents={"sms": False}))[1]
@@ -121,13 +132,17 @@ def test_channel_follows_the_offer_preference_among_consented_ones() -> None:
         decision_id="dec_test0001",
         model_name="m",
         model_version="1",
+        now=AT,
     )
     assert "sms: withdrawn" in d.excluded[0].detail and "email: no record" in d.excluded[0].detail
 
 
 def test_builtin_catalog_and_file_errors_name_the_file_and_field(tmp_path: Path) -> None:
-    cat = load_catalog()
+    cat = load_catalog(decision_date=date(2031, 5, 1))
     assert cat.name == "default" and len(cat.offers) >= 3
+    with pytest.raises(ConfigError, match="relative to the decision date") as relative:
+        load_catalog()
+    assert relative.value.field.endswith("valid_from")
     bad = tmp_path / "offers.yaml"
     offer_yaml = (
         "  - offer_id: a\n    name: a\n    product: p\n    value: {value}\n"
@@ -148,3 +163,26 @@ def test_builtin_catalog_and_file_errors_name_the_file_and_field(tmp_path: Path)
     dupes.write_text("name: x\noffers:\n" + offer_yaml.format(value=1) + offer_yaml.format(value=2))
     with pytest.raises(ConfigError, match="duplicate offer_id"):
         load_catalog(dupes)
+
+
+def test_relative_validity_follows_the_decision_date_and_copy_states_it() -> None:
+    source = CatalogSource.read("builtin:default")
+    assert source.relative
+    for day in (date(2026, 7, 1), date(2031, 2, 27), date(2044, 12, 31)):
+        boots = source.on(day).get("spring-boots-20")
+        assert boots is not None
+        assert boots.valid_from == day and boots.valid_until == day + timedelta(days=90)
+        copy = boots.approved_copy(Channel.SMS)
+        assert copy is not None and copy.text is not None
+        end = boots.valid_until
+        assert f"until {end:%B} {end.day}, {end.year}:" in copy.text and "{" not in copy.text
+    # A fact slot needs its fact: the loyalty offer has no price.
+    points = source.on(date(2030, 1, 1)).get("loyalty-double-points")
+    assert points is not None and points.price is None
+    with pytest.raises(ValidationError, match=r"\{price\} needs the offer's price"):
+        Offer.model_validate(
+            {
+                **points.model_dump(),
+                "fallback_copy": {"email": {"subject": "Now {price}", "body": "b"}},
+            }
+        )

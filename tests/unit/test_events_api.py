@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sluice.auth import KeyStore, Scope
 from sluice.channels.unsubscribe import Unsubscribe, make_token, secret
 from sluice.contracts import PROPENSITY_V1
-from sluice.decisioning import load_catalog
+from sluice.decisioning.catalog import CatalogSource
 from sluice.registry import Registry
 from sluice.serve.backends import LocalBackend
 from sluice.serve.engine import ScoringEngine
@@ -27,7 +27,7 @@ def _client(home: Path) -> tuple[TestClient, dict[str, str]]:
         name: store.create(name, scopes)[0]
         for name, scopes in {"events": (Scope.EVENTS,), "score": (Scope.SCORE,)}.items()
     }
-    api = create_api(LocalBackend(engine, load_catalog()), store, PROPENSITY_V1)
+    api = create_api(LocalBackend(engine, CatalogSource.read()), store, PROPENSITY_V1)
     return TestClient(api), keys
 
 

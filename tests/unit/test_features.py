@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.contracts import PROPENSITY_V1
+from sluice.data import SynthCalendar
 from sluice.data.population import US_PER_DAY, day_us
 from sluice.errors import InputError
 from sluice.features import History, build_features, load_synthetic, load_transaction_log
@@ -122,9 +123,10 @@ def test_no_feature_sees_anything_at_or_after_the_cutoff(
     )
 
 
-def test_synthetic_base_builds_valid_features(synth_dir: Path) -> None:
-    history = load_synthetic(synth_dir, C, C + 90 * D)
-    built = build_features(history, CUT)
+def test_synthetic_base_builds_valid_features(synth_dir: Path, calendar: SynthCalendar) -> None:
+    cut = calendar.train_cutoff
+    history = load_synthetic(synth_dir, day_us(cut), day_us(cut) + 90 * D)
+    built = build_features(history, cut)
     assert built.labelled and built.table.num_rows > 10_000
     checked = PROPENSITY_V1.validate_batch(built.table)
     assert checked.n_quarantined == 0

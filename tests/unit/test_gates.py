@@ -211,3 +211,45 @@ def test_chain_stops_at_the_first_failure_and_keeps_deferrals_going(tmp_path: Pa
     ]
     assert [v["gate"] for v in result.verdicts[1]] == ["schema", "consent"]
     assert np.all(result.defer_until[1:] == np.iinfo(np.int64).min)
+
+
+def test_an_unknown_time_zone_fails_its_row_at_the_schema_gate_not_the_batch(
+    tmp_path: Path,
+) -> None:
+    chain = GateChain(
+        [
+            SchemaGate({"email", "sms"}),
+            QuietHoursGate(time(21), time(8)),
+            FrequencyCapGate(per_day=1),
+        ]
+    )
+    result = chain.run(
+        batch(time_zone=["Mars/Olympus_Mons", "America/New_York", ""]), ctx(tmp_path)
+    )
+    assert list(result.outcome) == [FAIL, PASS, FAIL]
+    assert list(result.reason) == ["invalid_time_zone", "ok", "invalid_time_zone"]
+    assert "Mars/Olympus_Mons" in result.verdicts[0][0]["detail"]
+
+
+def test_the_cap_counts_the_day_a_deferred_message_goes_out(tmp_path: Path) -> None:
+    """23:30 in Berlin: the send is deferred to 08:00 tomorrow, so a message already sent
+    today does not count against it; one already booked for tomorrow does."""
+    now = datetime(2026, 7, 1, 21, 30, tzinfo=UTC)
+    c = ctx(tmp_path, now)
+    ledger: Ledger = c.services["ledger"]
+    today, tomorrow = datetime(2026, 7, 1).date(), datetime(2026, 7, 2).date()
+
+    def booked(key: str, customer: str, day: Any) -> Reservation:
+        return Reservation(key, "r0", "camp", customer, "email", "smtp", None, None, None, day, {})
+
+    ledger.reserve([booked("k1", "c1", today), booked("k3", "c3", tomorrow)], cap=5)
+    chain = GateChain([QuietHoursGate(time(21), time(8)), FrequencyCapGate(per_day=1)])
+    people = batch(
+        customer_id=["c1", "c3", "c2"],
+        channel=["email", "email", "email"],
+        time_zone=["Europe/Berlin", "Europe/Berlin", "America/New_York"],
+    )
+    result = chain.run(people, c)
+    # c1: today's send does not block tomorrow's; c3: tomorrow is full; c2: New York, now.
+    assert list(result.outcome) == [DEFER, FAIL, PASS]
+    assert list(result.reason) == ["quiet_hours", "frequency_cap", "ok"]

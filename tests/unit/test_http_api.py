@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from sluice.auth import KeyStore, Scope
 from sluice.contracts import PROPENSITY_V1
-from sluice.decisioning import load_catalog
+from sluice.decisioning.catalog import CatalogSource
 from sluice.registry import Registry
 from sluice.serve.backends import LocalBackend
 from sluice.serve.engine import ScoringEngine
@@ -32,7 +32,9 @@ def api(
         name: store.create(name, scopes)[0]
         for name, scopes in {"score": (Scope.SCORE,), "admin": (Scope.ADMIN,)}.items()
     }
-    client = TestClient(create_api(LocalBackend(engine, load_catalog()), store, PROPENSITY_V1))
+    client = TestClient(
+        create_api(LocalBackend(engine, CatalogSource.read()), store, PROPENSITY_V1)
+    )
     return client, engine, keys
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from sluice.contracts.clock import Clock
 from sluice.errors import ConflictError
 from sluice.store import connect
 from sluice.store.ledger import Ledger, Reservation
@@ -14,6 +15,7 @@ from sluice.store.runs import Runs
 from sluice.store.suppressions import Suppressions
 
 DAY = date(2026, 7, 1)
+LEASE = timedelta(minutes=2)
 
 
 def res(
@@ -91,18 +93,43 @@ def test_two_campaigns_at_once_never_exceed_the_cap(database_url: str) -> None:
 def test_claims_outcomes_and_the_cap_after_a_failure(database_url: str) -> None:
     ledger = Ledger(connect(database_url))
     ledger.reserve([res("k1", "c1"), res("k2", "c2"), res("k3", "c3")], cap=1)
-    assert ledger.claim("k1") and not ledger.claim("k1")  # one attempt in flight at a time
+    assert ledger.claim("k1", "w1", LEASE) and not ledger.claim("k1", "w2", LEASE)
     [row] = ledger.pending("run-a", ["k1"])
     assert row.attempts == 1 and row.attempt_started_at is not None  # ambiguous if we crashed now
-    ledger.release("k1", "connection refused")
+    assert row.claim_owner == "w1" and row.lease_until is not None
+    assert not ledger.release("k1", "not mine", owner="w2")  # only the holder settles
+    assert ledger.release("k1", "connection refused", owner="w1")
     assert ledger.pending("run-a", ["k1"])[0].attempt_started_at is None
-    assert ledger.claim("k1")
-    ledger.mark_sent("k1", "<k1@shop>")
-    ledger.mark_failed("k2", "refused: 550")  # certainly not delivered: frees the cap
-    ledger.mark_failed("k3", "ambiguous", delivered_maybe=True)  # maybe delivered: still counts
+    assert ledger.claim("k1", "w1", LEASE)
+    assert ledger.mark_sent("k1", "<k1@shop>", owner="w1")
+    for key in ("k2", "k3"):
+        assert ledger.claim(key, "w1", LEASE)
+    ledger.mark_failed("k2", "refused: 550", owner="w1")  # certainly not delivered: frees the cap
+    ledger.mark_failed("k3", "ambiguous", delivered_maybe=True, owner="w1")  # maybe: still counts
     assert ledger.counts("run-a") == {"sent": 1, "failed": 2}
     assert ledger.contacts("c2") == {DAY: 0} and ledger.contacts("c3") == {DAY: 1}
-    assert not ledger.claim("k1")
+    assert not ledger.claim("k1", "w1", LEASE)
+
+
+def test_a_live_lease_is_never_touched_and_an_expired_one_is_taken_over_once(
+    database_url: str,
+) -> None:
+    t0 = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    engine = connect(database_url)
+    ledger = Ledger(engine, Clock.at(t0))
+    ledger.reserve([res("k1", "c1")], cap=None)
+    assert ledger.claim("k1", "w1", LEASE)
+    # Another worker finds the stamped row: the lease is live, so it is someone's send.
+    assert not ledger.take_over("k1", "w2", LEASE)
+    assert not ledger.claim("k1", "w2", LEASE)
+    # Past the lease, exactly one worker takes it over to reconcile; the old holder can
+    # no longer settle it.
+    later = Ledger(engine, Clock.at(t0 + LEASE + timedelta(seconds=1)))
+    assert later.take_over("k1", "w2", LEASE)
+    assert not later.take_over("k1", "w3", LEASE)
+    assert not later.mark_sent("k1", "late", owner="w1")
+    assert later.mark_sent("k1", "reconciled:k1", owner="w2")
+    assert later.counts("run-a") == {"sent": 1}
 
 
 def test_deferred_rows_become_due(database_url: str) -> None:
@@ -147,3 +174,52 @@ def test_a_run_id_is_bound_to_its_spec_and_kind(database_url: str) -> None:
         runs.start("r1", "camp", {"a": 2}, dry_run=False)
     with pytest.raises(ConflictError, match="was a real run"):
         runs.start("r1", "camp", {"a": 1}, dry_run=True)
+
+
+def test_a_batch_is_booked_in_one_transaction_or_not_at_all(database_url: str) -> None:
+    """Reservation, cap count, audit record and review item commit together: a failure
+    while writing the audit leaves no reservation behind, so the retried batch is booked
+    as it was gated (not rejected by its own earlier reservation's cap count)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from sluice.store.audit import AuditStore
+    from sluice.store.booking import Booking, book
+    from sluice.store.reviews import ReviewQueue
+
+    engine = connect(database_url)
+    ledger = Ledger(engine)
+
+    def audit_row(decision_id: str | None) -> dict[str, object]:
+        return {
+            "run_id": "run-a",
+            "customer_id": "c1",
+            "decision_id": decision_id,
+            "campaign_id": "camp",
+            "arm": "main",
+            "outcome": "reserved",
+            "idempotency_key": "k1",
+        }
+
+    review = {
+        "review_id": "k2",
+        "run_id": "run-a",
+        "campaign_id": "camp",
+        "customer_id": "c2",
+        "channel": "email",
+        "gate": "confidence",
+        "reason": "ambiguous_score",
+        "message": "",
+        "expires_at": datetime(2026, 7, 4, tzinfo=UTC),
+    }
+    capped: list[object] = []
+    with pytest.raises(IntegrityError):  # the audit row is broken: nothing may stay
+        book(engine, Booking([res("k1", "c1")], [audit_row(None)], {}, [review]), 1, capped.append)
+    assert ledger.states(["k1"]) == {} and ledger.contacts("c1") == {}
+    assert ReviewQueue(engine).list("run-a") == []
+    out = book(
+        engine, Booking([res("k1", "c1")], [audit_row("dec_1")], {}, [review]), 1, capped.append
+    )
+    assert out.reserved == ["k1"] and not capped
+    record = AuditStore(engine).record_of("run-a", "c1")
+    assert record is not None and record["outcome"] == "reserved"
+    assert [i.review_id for i in ReviewQueue(engine).list("run-a")] == ["k2"]

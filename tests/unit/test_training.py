@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from sluice.data import SynthCalendar
 from sluice.data.population import US_PER_DAY, day_us
 from sluice.errors import InputError
 from sluice.features import build_features, load_synthetic
@@ -45,21 +46,28 @@ def test_holdout_split_is_deterministic_and_salted() -> None:
     assert not np.array_equal(a, unit_hash(ids, "s2"))
 
 
-def test_training_learns_the_latent_propensity(synth_dir: Path, tmp_path: Path) -> None:
-    train_file = _features(synth_dir, tmp_path / "train.parquet", date(2026, 1, 1))
-    valid_file = _features(synth_dir, tmp_path / "valid.parquet", date(2026, 4, 1))
+def test_training_learns_the_latent_propensity(
+    synth_dir: Path, tmp_path: Path, calendar: SynthCalendar
+) -> None:
+    train_file = _features(synth_dir, tmp_path / "train.parquet", calendar.train_cutoff)
+    valid_file = _features(synth_dir, tmp_path / "valid.parquet", calendar.valid_cutoff)
     held = train(train_file, config=TrainConfig(num_boost_round=120, seed=3))
     assert held.validation == "holdout" and held.evaluation.roc_auc > 0.7
     assert held.n_train + held.n_valid == pq.read_metadata(train_file).num_rows
     later = train(train_file, valid_file, TrainConfig(num_boost_round=120))
-    assert later.validation == "later-cutoff" and later.valid_cutoff == "2026-04-01"
+    assert (
+        later.validation == "later-cutoff"
+        and later.valid_cutoff == calendar.valid_cutoff.isoformat()
+    )
     assert later.evaluation.roc_auc > 0.7 and later.evaluation.lift[0].lift > 2
     assert later.booster.num_trees() == later.best_iteration
     assert [f.name for f in later.reference.features] == list(later.contract.names)
 
 
-def test_training_refuses_unlabelled_features(synth_dir: Path, tmp_path: Path) -> None:
-    unlabelled = _features(synth_dir, tmp_path / "aud.parquet", date(2026, 7, 1))
+def test_training_refuses_unlabelled_features(
+    synth_dir: Path, tmp_path: Path, calendar: SynthCalendar
+) -> None:
+    unlabelled = _features(synth_dir, tmp_path / "aud.parquet", calendar.score_cutoff)
     with pytest.raises(InputError, match="no label column") as info:
         train(unlabelled)
     assert info.value.field == "label"

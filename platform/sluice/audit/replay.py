@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pyarrow as pa
@@ -25,6 +26,7 @@ from sqlalchemy import and_, select
 
 from sluice.campaign.spec import CampaignSpec
 from sluice.contracts.drafts import MessageDraft
+from sluice.decisioning.catalog import load_catalog
 from sluice.errors import NotFoundError
 from sluice.gates.base import OUTCOMES, GateContext, MessageBatch
 from sluice.gates.build import build_chain
@@ -112,7 +114,9 @@ def replay_run(
         columns["score"].append(r["score"])
         columns["expected_value"].append(r["expected_value"])
     batch = MessageBatch(pa.table(columns))
-    chain = build_chain(spec)
+    # The catalog as the run saw it: relative validity resolved for its decision date.
+    decision_date = date.fromisoformat(run.context["decision_date"])
+    chain = build_chain(spec, load_catalog(spec.offers, decision_date))
     ctx = GateContext(run_id, spec.campaign_id, spec.brand, run.started_at, True, {})
     recorded = [json.loads(r["verdicts"]) for r in rows]
     by_gate: Counter[str] = Counter()

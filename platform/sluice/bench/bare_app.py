@@ -13,7 +13,7 @@ import uvicorn
 
 from sluice.auth.keys import KeyStore
 from sluice.contracts.propensity import PROPENSITY_V1
-from sluice.decisioning.catalog import load_catalog
+from sluice.decisioning.catalog import CatalogSource
 from sluice.registry.registry import Registry
 from sluice.serve.backends import LocalBackend
 from sluice.serve.engine import ScoringEngine
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if not engine.ready():
         print(f"model {args.model} could not be loaded", file=sys.stderr)
         return 1
-    app = create_api(LocalBackend(engine, load_catalog()), KeyStore(), PROPENSITY_V1)
+    app = create_api(LocalBackend(engine, CatalogSource.read()), KeyStore(), PROPENSITY_V1)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     return 0
 

@@ -28,7 +28,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluice.bench.procmem import run_measured
-from sluice.demo.pipeline import SCORE_CUTOFF, TRAIN_CUTOFF, VALID_CUTOFF
 
 ROWS_PER_FILE = 250_000
 BASE_CUSTOMERS = 100_000
@@ -63,18 +62,19 @@ def _features(data: Path, cutoff: date, out: Path) -> None:
 
 def _prepare(work: Path) -> tuple[float, int]:
     """Synthetic base, trained + promoted model and compiled library in ``work/home``."""
-    from sluice.data import SynthConfig, synthesize
+    from sluice.data import SynthCalendar, SynthConfig, synthesize
     from sluice.registry import Registry
     from sluice.scoring.predictor import prepare_predictor
     from sluice.settings import get_settings
     from sluice.training import TrainConfig, train
 
     data = work / "data"
-    synthesize(SynthConfig(customers=BASE_CUSTOMERS, seed=21), data)
+    cal = SynthCalendar.today(get_settings().clock)
+    synthesize(SynthConfig(customers=BASE_CUSTOMERS, seed=21, end=cal.history_end), data)
     for name, cutoff in (
-        ("train", TRAIN_CUTOFF),
-        ("valid", VALID_CUTOFF),
-        ("audience", SCORE_CUTOFF),
+        ("train", cal.train_cutoff),
+        ("valid", cal.valid_cutoff),
+        ("audience", cal.score_cutoff),
     ):
         _features(data, cutoff, work / f"{name}.parquet")
     trained = train(work / "train.parquet", work / "valid.parquet", TrainConfig())

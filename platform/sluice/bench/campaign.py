@@ -26,7 +26,6 @@ from typing import Any
 import yaml
 
 from sluice.bench.batch import _features, _prepare
-from sluice.demo.pipeline import SCORE_CUTOFF
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,6 @@ def _spec(work: Path, name: str, port: int, status_url: str, limit: int | None) 
             "customers": str(work / "big" / "customers.parquet"),
             **({"limit": limit} if limit else {}),
         },
-        "decision_date": SCORE_CUTOFF.isoformat(),
         "channels": {
             "email": {
                 "transport": "smtp",
@@ -99,8 +97,9 @@ def _bare_smtp(port: int, n: int) -> float:
 
 
 def run_campaign_bench(customers: int, smtp_messages: int, work: Path) -> CampaignBench:
-    from sluice.data import SynthConfig, synthesize
+    from sluice.data import SynthCalendar, SynthConfig, synthesize
     from sluice.devtools.mailsink import MailSink
+    from sluice.settings import get_settings
 
     if work.exists():
         shutil.rmtree(work)
@@ -110,8 +109,9 @@ def run_campaign_bench(customers: int, smtp_messages: int, work: Path) -> Campai
     env = {**os.environ, "SLUICE_HOME": str(home), "COLUMNS": "120"}
     env.pop("RAY_ADDRESS", None)
     _prepare(work)
-    synthesize(SynthConfig(customers=customers, seed=33), work / "big")
-    _features(work / "big", SCORE_CUTOFF, work / "audience-big.parquet")
+    cal = SynthCalendar.today(get_settings().clock)
+    synthesize(SynthConfig(customers=customers, seed=33, end=cal.history_end), work / "big")
+    _features(work / "big", cal.score_cutoff, work / "audience-big.parquet")
 
     sink = MailSink(work / "mail").start()
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ class GateBench:
     outcomes: dict[str, int]
 
 
-def _messages(n: int, variants: int, seed: int) -> pa.Table:
+def _messages(n: int, variants: int, seed: int, today: date) -> pa.Table:
     from sluice.decisioning.catalog import load_catalog
     from sluice.generation.slots import fill
 
@@ -71,7 +71,13 @@ def _messages(n: int, variants: int, seed: int) -> pa.Table:
         for a in ("Ana", "Ben", "Chloé", "Dan", "Eva", "Finn", "Gia", "Hugo", "Iris", "Jon")
         for b in ("", "a", "ie", "o", "y")
     ] + ["Mary Ann", "Jean-Luc", "O'Brien", "Zoë"]
-    copies = [(o, ch, c) for o in load_catalog().offers for ch, c in o.fallback_copy.items()]
+    catalog = load_catalog(decision_date=today)
+    copies = [
+        (o, ch, c)
+        for o in catalog.offers
+        for ch in o.fallback_copy
+        if (c := o.approved_copy(ch)) is not None
+    ]
     rows: dict[str, list[Any]] = {
         k: []
         for k in (
@@ -122,10 +128,12 @@ def _messages(n: int, variants: int, seed: int) -> pa.Table:
 
 def run_gate_bench(messages: int, variants: int, work: Path) -> GateBench:
     from sluice.campaign.spec import CampaignSpec
+    from sluice.decisioning.catalog import load_catalog
     from sluice.gates.base import OUTCOMES, GateChain, GateContext, MessageBatch
     from sluice.gates.build import build_chain
     from sluice.gates.embedder import shared
     from sluice.gates.text import copy_text
+    from sluice.settings import get_settings
     from sluice.store.db import connect
     from sluice.store.ledger import Ledger
     from sluice.store.suppressions import Suppressions
@@ -157,17 +165,18 @@ def run_gate_bench(messages: int, variants: int, work: Path) -> GateBench:
             },
         }
     )
-    table = _messages(messages, variants, seed=5)
+    now = get_settings().clock.now()
+    table = _messages(messages, variants, seed=5, today=now.date())
     engine = connect(f"sqlite:///{work / 'gates.db'}")
     ctx = GateContext(
         "bench",
         "bench-gates",
         spec.brand,
-        datetime.now(UTC),
+        now,
         True,
         {"ledger": Ledger(engine), "suppressions": Suppressions(engine), "minilm": shared()},
     )
-    full = build_chain(spec)
+    full = build_chain(spec, load_catalog(spec.offers, now.date()))
     compliance = GateChain(full.gates[:3])
     batch_size = 10_000
 

@@ -73,7 +73,9 @@ def _briefs(n: int) -> list[Any]:
     from sluice.contracts.briefs import Lifecycle, PropensityTier, SegmentProfile
     from sluice.decisioning.catalog import load_catalog
     from sluice.generation.segments import brief_for
+    from sluice.settings import get_settings
 
+    catalog = load_catalog(decision_date=get_settings().clock.today())
     out = []
     combos = [
         (offer, channel, tier, life, country, variant)
@@ -81,7 +83,7 @@ def _briefs(n: int) -> list[Any]:
         for country in ("US", "DE", "GB", "FR", "SE")
         for tier in PropensityTier
         for life in Lifecycle
-        for offer in load_catalog().offers
+        for offer in catalog.offers
         for channel in offer.fallback_copy
     ]
     for offer, channel, tier, life, country, variant in combos[:n]:

@@ -24,8 +24,6 @@ from pathlib import Path
 import httpx
 import pyarrow.parquet as pq
 
-from sluice.demo.pipeline import SCORE_CUTOFF, TRAIN_CUTOFF, VALID_CUTOFF
-
 BASE_CUSTOMERS = 50_000
 
 
@@ -55,15 +53,17 @@ def _prepare(work: Path) -> tuple[str, Path]:
     """A trained, promoted model and a score-scoped key in ``work/home``; the request body."""
     from sluice.auth import KeyStore, Scope
     from sluice.bench.batch import _features
-    from sluice.data import SynthConfig, synthesize
+    from sluice.data import SynthCalendar, SynthConfig, synthesize
     from sluice.registry import Registry
+    from sluice.settings import get_settings
     from sluice.training import TrainConfig, train
 
-    synthesize(SynthConfig(customers=BASE_CUSTOMERS, seed=31), work / "data")
+    cal = SynthCalendar.today(get_settings().clock)
+    synthesize(SynthConfig(customers=BASE_CUSTOMERS, seed=31, end=cal.history_end), work / "data")
     for name, cutoff in (
-        ("train", TRAIN_CUTOFF),
-        ("valid", VALID_CUTOFF),
-        ("audience", SCORE_CUTOFF),
+        ("train", cal.train_cutoff),
+        ("valid", cal.valid_cutoff),
+        ("audience", cal.score_cutoff),
     ):
         _features(work / "data", cutoff, work / f"{name}.parquet")
     trained = train(work / "train.parquet", work / "valid.parquet", TrainConfig())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -203,7 +203,3 @@ def slim_profiles(path: Any) -> pa.Table:
 
     table = pq.read_table(path, columns=list(PROFILE_COLUMNS))
     return table.combine_chunks()
-
-
-def today() -> date:
-    return datetime.now(UTC).date()

@@ -43,7 +43,7 @@ def copy_key(
 
 def fixed_draft(catalog: OfferCatalog, offer_id: str, channel: str) -> MessageDraft:
     offer = catalog.get(offer_id)
-    copy = offer.fallback_copy.get(Channel(channel)) if offer else None
+    copy = offer.approved_copy(Channel(channel)) if offer else None
     if offer is None or copy is None:
         raise ConfigError(f"offers: {offer_id} has no approved copy for {channel}", field="offers")
     return MessageDraft(

@@ -23,17 +23,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
-from sluice.campaign.candidates import CandidateTask, prepare_candidates, slim_profiles, today
+from sluice.campaign.candidates import CandidateTask, prepare_candidates, slim_profiles
 from sluice.campaign.copy import attach_copy, drafts_for
 from sluice.campaign.spec import CampaignSpec, load_spec
-from sluice.channels.unsubscribe import secret as unsubscribe_secret
+from sluice.contracts.clock import Clock
 from sluice.coordinator.actor import coordinator_for, stop_coordinator
 from sluice.decisioning.catalog import load_catalog
 from sluice.drift.measure import measure_run_drift
 from sluice.errors import ConfigError, InputError
 from sluice.registry.registry import Registry
 from sluice.scoring.predictor import prepare_predictor
-from sluice.settings import get_settings
+from sluice.settings import SluiceSettings, get_settings
 from sluice.store.audit import AuditStore
 from sluice.store.db import connect
 from sluice.store.runs import Runs
@@ -53,15 +53,20 @@ class CampaignResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def default_run_id(spec: CampaignSpec, dry_run: bool) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+def default_run_id(spec: CampaignSpec, dry_run: bool, clock: Clock) -> str:
+    stamp = f"{clock.now():%Y%m%d-%H%M%S}"
     return f"{spec.campaign_id}-{'dry-' if dry_run else ''}{stamp}"
 
 
 def run_campaign(
-    spec_path: Path, run_id: str | None = None, dry_run: bool | None = None, progress: bool = False
+    spec_path: Path,
+    run_id: str | None = None,
+    dry_run: bool | None = None,
+    progress: bool = False,
+    settings: SluiceSettings | None = None,
 ) -> CampaignResult:
-    """Run (or resume) a campaign; see the module docstring."""
+    """Run (or resume) a campaign; see the module docstring. ``settings`` (default: the
+    environment's) say where the stores are and which clock business time comes from."""
     import ray
     import ray.data
 
@@ -72,10 +77,11 @@ def run_campaign(
     started = time.perf_counter()
     spec = load_spec(spec_path)
     dry = spec.dry_run if dry_run is None else dry_run
-    run_id = run_id or default_run_id(spec, dry)
-    settings = get_settings()
+    settings = settings or get_settings()
+    clock = settings.clock
+    run_id = run_id or default_run_id(spec, dry, clock)
     database_url = settings.effective_database_url
-    runs = Runs(connect(database_url))
+    runs = Runs(connect(database_url), clock)
     record = runs.get(run_id)
     if record is not None and record.context:
         context = record.context
@@ -83,7 +89,7 @@ def run_campaign(
         info = Registry().resolve(spec.model)
         context = {
             "model": f"{info.name}/{info.version}",
-            "decision_date": (spec.decision_date or today()).isoformat(),
+            "decision_date": (spec.decision_date or clock.today()).isoformat(),
         }
         if spec.canary is not None:
             challenger = Registry().resolve(spec.canary.model)
@@ -97,7 +103,8 @@ def run_campaign(
             f"{canary_model.contract.key}, the campaign's model {model.contract.key}",
             field="canary.model",
         )
-    catalog = load_catalog(spec.offers)
+    decision_date = date.fromisoformat(context["decision_date"])
+    catalog = load_catalog(spec.offers, decision_date)
     work = settings.home_dir / "runs" / run_id
     stage = work / "stage"
     shutil.rmtree(stage, ignore_errors=True)
@@ -109,8 +116,10 @@ def run_campaign(
         spec,
         dry,
         database_url,
-        unsubscribe_secret(),
+        settings.home_dir,
+        decision_date,
         str(work / "dry-run-sample.jsonl") if dry else None,
+        clock,
     )
     ray.get(coordinator.ping.remote())
 
@@ -134,7 +143,7 @@ def run_campaign(
         model_name=model.name,
         model_version=model.version,
         catalog=catalog,
-        decision_date=date.fromisoformat(context["decision_date"]),
+        decision_date=decision_date,
         channels=tuple(c.value for c in spec.channels),
         variants=spec.copy_.variants,
         profiles=profiles,
@@ -193,12 +202,16 @@ def run_campaign(
         for ref in pending:
             _add(counts, ray.get(ref))
     _add(counts, ray.get(coordinator.resume.remote()))
+    down = ray.get(coordinator.channels_down.remote())
+    for channel, cause in down.items():
+        log.error("channel %s is down; its messages stay reserved for a resume: %s", channel, cause)
 
     funnel = {
         "run_id": run_id,
         "audience": staged.scored + staged.quarantined,
         "quarantined": staged.quarantined,
-        **AuditStore(connect(database_url)).funnel(run_id),
+        **AuditStore(connect(database_url), clock).funnel(run_id),
+        "channels_down": down,
     }
     runs.finish(run_id, funnel)
     stop_coordinator(run_id)

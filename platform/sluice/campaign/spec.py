@@ -1,10 +1,13 @@
 """The campaign spec: one YAML file says what a run scores, decides, writes and sends.
 
 Validated by :class:`CampaignSpec` (pydantic, unknown fields refused); errors name the
-file and the field. Relative paths are relative to the spec file. SMTP host, port and
-credentials can be overridden by ``SLUICE_SMTP_HOST``, ``SLUICE_SMTP_PORT``,
-``SLUICE_SMTP_USER`` and ``SLUICE_SMTP_PASSWORD``; the webhook signing secret and the
-LLM URL come from the environment variables the spec names.
+file and the field. Relative paths are relative to the spec file. A spec holds no
+secrets: the SMTP password and the webhook signing secret are read from the environment
+variables the spec names, by the process that delivers (the run's coordinator), and the
+SMTP host, port and user may be overridden there by ``SLUICE_SMTP_HOST``,
+``SLUICE_SMTP_PORT`` and ``SLUICE_SMTP_USER`` (see
+:func:`sluice.coordinator.transports.smtp_settings`). The stored spec, and so a run's
+identity, never depends on them.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import Field, HttpUrl, SecretStr, ValidationError, model_validator
+from pydantic import Field, HttpUrl, ValidationError, model_validator
 
 from sluice.contracts._base import Contract, Slug
 from sluice.contracts.briefs import BrandVoice
@@ -41,7 +44,9 @@ class SmtpChannel(Contract):
     ssl: bool = False
     """Connect with implicit TLS (port 465)."""
     username: str | None = None
-    password: SecretStr | None = None
+    """User for SMTP AUTH (``SLUICE_SMTP_USER`` overrides it where the run delivers)."""
+    password_env: str = Field(default="SLUICE_SMTP_PASSWORD", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Environment variable holding the SMTP AUTH password, read where the run delivers."""
     from_address: str = Field(default="offers@shop.example.com", pattern=r"^[^@\s]+@[^@\s]+$")
     from_name: str = "Sluice Outdoors"
     unsubscribe_url: HttpUrl = HttpUrl("https://shop.example.com/u")
@@ -50,6 +55,16 @@ class SmtpChannel(Contract):
     """The relay's message-status API (GET .../{message_id}); resolves ambiguous sends."""
     timeout_s: float = Field(default=30, gt=0)
     concurrency: int = Field(default=4, ge=1, le=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError(
+                "password: a spec holds no secrets; put the password in the environment "
+                "variable that password_env names (default SLUICE_SMTP_PASSWORD)"
+            )
+        return data
 
 
 class WebhookChannel(Contract):
@@ -87,8 +102,8 @@ class CopySpec(Contract):
     llm_url: str | None = None
     """The base URL itself, when not taken from the environment."""
     model_id: str = "smollm2-135m-instruct"
-    variants: tuple[Slug, ...] = ("a",)
-    """Copy variants, assigned to recipients by hash."""
+    variants: tuple[Slug, ...] = Field(default=("a",), min_length=1)
+    """Copy variants, assigned to recipients by hash (at least one)."""
     max_prompts: int | None = Field(default=None, ge=0)
     """LLM budget: generate only the most frequent prompt keys; the rest get approved copy."""
     max_in_flight: int = Field(default=4, ge=1, le=256)
@@ -266,19 +281,6 @@ class CampaignSpec(Contract):
         return self.model_dump(mode="json", by_alias=True)
 
 
-def _apply_smtp_env(data: dict[str, Any]) -> None:
-    for channel in (data.get("channels") or {}).values():
-        if isinstance(channel, dict) and channel.get("transport") == "smtp":
-            for key, env in (
-                ("host", "SLUICE_SMTP_HOST"),
-                ("port", "SLUICE_SMTP_PORT"),
-                ("username", "SLUICE_SMTP_USER"),
-                ("password", "SLUICE_SMTP_PASSWORD"),
-            ):
-                if os.environ.get(env):
-                    channel[key] = os.environ[env]
-
-
 def expand(path: Path | str) -> Path:
     """``${SLUICE_HOME}`` (even when unset) and other environment variables in a path."""
     from sluice.settings import get_settings
@@ -313,13 +315,8 @@ def load_spec(path: Path) -> CampaignSpec:
         raise ConfigError(f"{path}: not valid YAML: {exc}", field="spec") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a campaign spec is a mapping", field="spec")
-    _apply_smtp_env(data)
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "spec"
-        raise ConfigError(
-            f"{path}: {where}: {first['msg']}", field=where, errors=len(exc.errors())
-        ) from exc
+        raise ConfigError.invalid(str(path), exc) from exc
     return _resolve(path.parent.resolve(), spec)

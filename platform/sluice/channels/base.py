@@ -2,8 +2,9 @@
 
 Outcomes are typed on purpose: :class:`TransientSendError` means the provider certainly
 did not take the message (safe to try again), :class:`PermanentSendError` means it
-refused it, and :class:`AmbiguousSendError` means the request went out and no answer came
-back. Ambiguous sends are never retried blindly: :meth:`Transport.reconcile` asks the
+refused it, :class:`AmbiguousSendError` means the request went out and no answer came
+back, and :class:`ChannelDownError` means the channel itself is broken (no message of it
+can go out). Ambiguous sends are never retried blindly: :meth:`Transport.reconcile` asks the
 provider (or the transport's own record) whether the message arrived.
 """
 
@@ -27,6 +28,13 @@ class PermanentSendError(SendError):
 
 class AmbiguousSendError(SendError):
     """The request went out and its outcome is unknown."""
+
+
+class ChannelDownError(SendError):
+    """The channel itself fails, not this message: authentication refused, a TLS
+    failure, a host that does not resolve or is refused as a target. No message of the
+    channel can go out until an operator mends it, so delivery on it stops at once (the
+    circuit breaker opens) and its messages stay reserved for a resume."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
+import socket
 import ssl
 import threading
 from email.message import EmailMessage
@@ -22,6 +23,7 @@ import httpx
 
 from sluice.channels.base import (
     AmbiguousSendError,
+    ChannelDownError,
     OutboundMessage,
     PermanentSendError,
     TransientSendError,
@@ -86,6 +88,17 @@ class SmtpTransport:
             conn.ehlo_or_helo_if_needed()
             if self.username:
                 conn.login(self.username, self.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ChannelDownError(
+                f"{self.host}:{self.port} refused authentication as {self.username!r}: "
+                f"{exc.smtp_code} {exc.smtp_error!r}"
+            ) from exc
+        except smtplib.SMTPNotSupportedError as exc:
+            raise ChannelDownError(f"{self.host}:{self.port}: {exc}") from exc
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            raise ChannelDownError(f"TLS with {self.host}:{self.port} failed: {exc}") from exc
+        except socket.gaierror as exc:
+            raise ChannelDownError(f"SMTP host {self.host!r} does not resolve: {exc}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise TransientSendError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         self._local.conn = conn

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from sluice.errors import InputError
 from sluice.settings import get_settings
@@ -27,11 +28,15 @@ class Unsubscribe:
     run_id: str
 
 
-def secret() -> bytes:
+def secret(home: Path | None = None) -> bytes:
+    """The signing key: ``SLUICE_UNSUBSCRIBE_SECRET`` in this process's environment, else
+    the key file under ``home`` (default: the settings' SLUICE_HOME), created once."""
     env = os.environ.get("SLUICE_UNSUBSCRIBE_SECRET")
     if env:
         return env.encode()
-    path = get_settings().path("secrets", "unsubscribe.key")
+    root = home if home is not None else get_settings().home_dir
+    path = root / "secrets" / "unsubscribe.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -19,11 +19,13 @@ import httpx
 
 from sluice.channels.base import (
     AmbiguousSendError,
+    ChannelDownError,
     OutboundMessage,
     PermanentSendError,
     TransientSendError,
 )
 from sluice.channels.netguard import check_target
+from sluice.errors import ConfigError
 
 
 def signature(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -63,7 +65,10 @@ class WebhookTransport:
         return json.dumps(doc, separators=(",", ":")).encode()
 
     def _post(self, m: OutboundMessage) -> httpx.Response:
-        check_target(self.url, self.allow_hosts)
+        try:
+            check_target(self.url, self.allow_hosts)
+        except ConfigError as exc:
+            raise ChannelDownError(exc.message) from exc
         body = self._body(m)
         ts = str(int(time.time()))
         headers = {
@@ -99,6 +104,8 @@ class WebhookTransport:
             if r.status_code == 429 or r.status_code >= 500:
                 last = TransientSendError(f"{r.status_code}: {r.text[:200]}")
                 continue
+            if r.status_code in (401, 403, 407):
+                raise ChannelDownError(f"the receiver refused our credentials: {r.status_code}")
             raise PermanentSendError(f"{r.status_code}: {r.text[:200]}")
         if ambiguous is not None:
             raise AmbiguousSendError(f"no answer after {self.max_attempts} attempts: {ambiguous}")
@@ -108,7 +115,7 @@ class WebhookTransport:
         """Replay under the same key: the receiver deduplicates, so this confirms delivery."""
         try:
             self.send(message)
-        except (AmbiguousSendError, TransientSendError):
+        except (AmbiguousSendError, TransientSendError, ChannelDownError):
             return None
         except PermanentSendError:
             return False

@@ -41,6 +41,7 @@ def funnel_table(funnel: dict[str, object]) -> list[list[object]]:
             "sent",
             "failed",
             "suppressed_at_send",
+            "expired_at_send",
             "pending",
         )
     ]
@@ -63,13 +64,20 @@ def run(
 ) -> None:
     """Run a campaign; ends with one JSON line of its funnel."""
     from sluice.campaign.run import run_campaign
+    from sluice.settings import get_settings
 
-    result = run_campaign(spec, run_id, dry_run, progress)
+    result = run_campaign(spec, run_id, dry_run, progress, get_settings())
     kind = " (dry run)" if result.dry_run else ""
     title = f"Campaign run {result.run_id}{kind} in {result.seconds:.1f} s"
     console.print(table(title, ["", "messages"], funnel_table(result.funnel)))
     if result.sample:
         console.print(f"sample of would-be messages: {result.sample}")
+    down = result.funnel.get("channels_down") or {}
+    for channel, cause in sorted(down.items()):
+        console.print(
+            f"[bold red]channel {channel} is down[/]: {cause}. Its messages stay reserved; "
+            f"fix the channel and rerun with --run-id {result.run_id}."
+        )
     keys = (
         "run_id",
         "audience",
@@ -89,6 +97,7 @@ def run(
             "quarantined": result.funnel.get("quarantined"),
             "dry_run": result.dry_run,
             "would_send": result.funnel.get("would_send"),
+            "channels_down": down,
             "seconds": result.seconds,
         }
     )

@@ -19,14 +19,20 @@ def synth(
     customers: Annotated[int, typer.Option(min=1, help="Number of customers.")],
     out: Annotated[Path, typer.Option(help="Output directory.")],
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same base.")] = 7,
-    end: Annotated[
-        datetime, typer.Option(formats=["%Y-%m-%d"], help="Last day of history.")
-    ] = datetime(2026, 6, 30),
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The world's today: history ends the day before. Default: today.",
+        ),
+    ] = None,
 ) -> None:
     """Write customers, transactions, events and truth Parquet files to OUT."""
-    from sluice.data import SynthConfig, synthesize
+    from sluice.data import SynthCalendar, SynthConfig, synthesize
+    from sluice.settings import get_settings
 
-    cfg = SynthConfig(customers=customers, seed=seed, end=end.date())
+    calendar = SynthCalendar(as_of.date()) if as_of else SynthCalendar.today(get_settings().clock)
+    cfg = SynthConfig(customers=customers, seed=seed, end=calendar.history_end)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -54,6 +60,10 @@ def synth(
             "transactions": result.transactions,
             "events": result.events,
             "seconds": round(result.seconds, 2),
+            "as_of": calendar.as_of.isoformat(),
+            "history_end": calendar.history_end.isoformat(),
+            "train_cutoff": calendar.train_cutoff.isoformat(),
+            "valid_cutoff": calendar.valid_cutoff.isoformat(),
             "out": str(out),
         }
     )

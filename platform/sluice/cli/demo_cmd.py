@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,13 @@ def demo(
         int, typer.Option(min=1_000, help="Size of the synthetic base.")
     ] = 200_000,
     seed: Annotated[int, typer.Option()] = 7,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The synthetic world's today and decision date (default: today).",
+        ),
+    ] = None,
     workdir: Annotated[
         Path | None, typer.Option(help="Where data and outputs go (default SLUICE_HOME/demo).")
     ] = None,
@@ -46,6 +54,7 @@ def demo(
         DemoConfig(
             customers=customers,
             seed=seed,
+            as_of=as_of.date() if as_of else None,
             workdir=workdir,
             campaign=None if no_campaign else campaign,
             llm=not no_llm,
@@ -54,7 +63,7 @@ def demo(
         step=lambda s: console.print(f"[bold cyan]>[/] {s}"),
     )
     rows = [
-        ["customers", f"{figures['customers']:,}"],
+        ["customers", f"{figures['customers']:,} (as of {figures['as_of']})"],
         ["model", f"sluice-propensity version {figures['model_version']}"],
         ["ROC AUC / PR AUC", f"{figures['roc_auc']:.4f} / {figures['pr_auc']:.4f}"],
         ["top-decile lift", f"{figures['top_decile_lift']:.2f}"],

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from sluice.cli.output import console, emit_json, table
+from sluice.settings import get_settings
 
 app = typer.Typer(help="The review queue: messages waiting for a person.", no_args_is_help=True)
 
@@ -22,7 +23,14 @@ def list_(
     """Items in the queue (expired ones are closed first)."""
     from sluice.review.actions import pending
 
-    items = pending(run, None if status == "all" else status, limit)
+    settings = get_settings()
+    items = pending(
+        run,
+        None if status == "all" else status,
+        limit,
+        settings.effective_database_url,
+        settings.clock,
+    )
     rows = [
         [i.review_id, i.run_id, i.customer_id, i.channel, f"{i.gate}: {i.reason}", i.status]
         for i in items
@@ -38,7 +46,8 @@ def show(review_id: Annotated[str, typer.Argument()]) -> None:
     """One item: why it waits, and the message itself."""
     from sluice.review.actions import show as get
 
-    item = get(review_id)
+    settings = get_settings()
+    item = get(review_id, settings.effective_database_url, settings.clock)
     rows = [[k, v] for k, v in item.summary().items() if v is not None]
     rows += [[f"message.{k}", v] for k, v in item.copy().items()]
     console.print(table(f"Review {review_id}", ["", ""], rows))
@@ -53,7 +62,8 @@ def approve(
     """Approve: the message passes the other gates and the ledger, then goes out."""
     from sluice.review.actions import approve as run
 
-    item = run(review_id, by)
+    settings = get_settings()
+    item = run(review_id, by, settings.effective_database_url, settings.clock)
     console.print(f"{review_id}: approved by {by}; {item.result}")
     emit_json(item.summary())
 
@@ -67,6 +77,7 @@ def reject(
     """Reject: the message is never sent; who and why are recorded."""
     from sluice.review.actions import reject as run
 
-    item = run(review_id, by, reason)
+    settings = get_settings()
+    item = run(review_id, by, reason, settings.effective_database_url, settings.clock)
     console.print(f"{review_id}: rejected by {by} ({reason})")
     emit_json(item.summary())

@@ -5,8 +5,9 @@ contract (:class:`FeatureContract`) is the single definition of model features t
 training, batch scoring and online scoring share.
 """
 
-from sluice.contracts._base import Contract, CustomerId, Slug, utcnow
+from sluice.contracts._base import Contract, CustomerId, Slug
 from sluice.contracts.arrow_validation import QUARANTINE_SCHEMA, ValidatedBatch
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.customer import (
     Channel,
     ChannelConsent,
@@ -35,8 +36,10 @@ __all__ = [
     "COUNTRIES",
     "PROPENSITY_V1",
     "QUARANTINE_SCHEMA",
+    "SYSTEM_CLOCK",
     "Channel",
     "ChannelConsent",
+    "Clock",
     "Contract",
     "CustomerId",
     "CustomerProfile",
@@ -64,5 +67,4 @@ __all__ = [
     "Slug",
     "Transaction",
     "ValidatedBatch",
-    "utcnow",
 ]

@@ -11,13 +11,16 @@ from sluice.contracts.customer import Channel
 
 
 class DeliveryState(StrEnum):
-    """``reserved -> sent | failed | deferred | suppressed``."""
+    """``reserved -> sent | failed | deferred | suppressed | expired`` (a deferred row
+    becomes ``reserved`` again when it is due)."""
 
     RESERVED = "reserved"
     SENT = "sent"
     FAILED = "failed"
     DEFERRED = "deferred"
     SUPPRESSED = "suppressed"
+    EXPIRED = "expired"
+    """The offer ended before the message could go out (checked at send time)."""
 
 
 class DeliveryRecord(Contract):

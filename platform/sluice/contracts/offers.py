@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Self
+import re
+from datetime import date, timedelta
+from typing import Any, Self
 
-from pydantic import Field, HttpUrl, model_validator
+from pydantic import Field, HttpUrl, ValidationInfo, field_validator, model_validator
 
 from sluice.contracts._base import Contract, CountryCode, CurrencyCode, Slug
 from sluice.contracts.customer import Channel
@@ -26,6 +27,35 @@ class FixedCopy(Contract):
     """SMS or push text."""
 
 
+FACT_SLOTS: tuple[str, ...] = ("end_date", "price", "discount", "offer_url")
+"""Placeholders approved copy may hold for the offer's own facts, so that copy written once
+stays true whatever dates the offer is resolved to (``until {end_date}``)."""
+_FACT = re.compile(r"\{(" + "|".join(FACT_SLOTS) + r")\}")
+_SYMBOL = {"USD": "$", "EUR": "€", "GBP": "£"}
+
+RELATIVE_DAY = re.compile(r"^\s*\+\s*(\d{1,4})\s*d(?:ays?)?\s*$")
+"""A day relative to the decision date: ``+0d`` is the decision date, ``+90d`` ninety days
+after it."""
+ANCHOR = "decision_date"
+"""Validation-context key holding the date relative offer days count from."""
+
+
+def resolve_day(value: Any, info: ValidationInfo) -> Any:
+    """``+Nd`` becomes the decision date plus N days; anything else is left to pydantic."""
+    if not isinstance(value, str):
+        return value
+    match = RELATIVE_DAY.match(value)
+    if match is None:
+        return value
+    anchor = (info.context or {}).get(ANCHOR)
+    if not isinstance(anchor, date):
+        raise ValueError(
+            f"{value!r} is relative to the decision date, and none was given "
+            "(load the catalog for a decision date)"
+        )
+    return anchor + timedelta(days=int(match.group(1)))
+
+
 class Offer(Contract):
     """One offer with its facts and the rules that decide who may get it."""
 
@@ -44,9 +74,10 @@ class Offer(Contract):
     discount_pct: float | None = Field(default=None, gt=0, le=100)
     """Discount in percent, when copy may state one."""
     valid_from: date
-    """First day the offer may be sent."""
+    """First day the offer may be sent: a date, or ``+Nd`` (N days after the decision
+    date, which the catalog is loaded for)."""
     valid_until: date
-    """Last day the offer is valid (copy may state this date)."""
+    """Last day the offer is valid (copy may state this date); a date or ``+Nd``."""
     url: HttpUrl
     """Landing page; the only link copy may contain besides the unsubscribe link."""
     channels: tuple[Channel, ...] = Field(min_length=1)
@@ -64,6 +95,37 @@ class Offer(Contract):
     fallback_copy: dict[Channel, FixedCopy] = Field(default_factory=dict)
     """Pre-approved copy per channel, used when generation fails or as fixed copy."""
 
+    def facts(self) -> dict[str, str]:
+        """The value each fact slot takes for this offer (absent facts are left out)."""
+        out = {
+            "end_date": f"{self.valid_until:%B} {self.valid_until.day}, {self.valid_until.year}",
+            "offer_url": str(self.url),
+        }
+        if self.price is not None:
+            symbol = _SYMBOL.get(self.currency)
+            out["price"] = (
+                f"{symbol}{self.price:.2f}" if symbol else f"{self.price:.2f} {self.currency}"
+            )
+        if self.discount_pct is not None:
+            out["discount"] = f"{self.discount_pct:g}%"
+        return out
+
+    def approved_copy(self, channel: Channel) -> FixedCopy | None:
+        """The pre-approved copy for ``channel`` with the offer's fact slots filled."""
+        copy = self.fallback_copy.get(channel)
+        if copy is None:
+            return None
+        facts = self.facts()
+
+        def fill(text: str | None) -> str | None:
+            if text is None:
+                return None
+            return _FACT.sub(lambda m: facts.get(m.group(1), m.group(0)), text)
+
+        return copy.model_copy(update={f: fill(getattr(copy, f)) for f in FixedCopy.model_fields})
+
+    _relative_days = field_validator("valid_from", "valid_until", mode="before")(resolve_day)
+
     @model_validator(mode="after")
     def _dates_and_copy(self) -> Self:
         if self.valid_until < self.valid_from:
@@ -71,4 +133,13 @@ class Offer(Contract):
         missing = [c.value for c in self.fallback_copy if c not in self.channels]
         if missing:
             raise ValueError(f"fallback_copy: channels {missing} are not in channels")
+        facts = self.facts()
+        for channel, copy in self.fallback_copy.items():
+            for name in FixedCopy.model_fields:
+                for slot in _FACT.findall(getattr(copy, name) or ""):
+                    if slot not in facts:
+                        raise ValueError(
+                            f"fallback_copy.{channel.value}.{name}: {{{slot}}} needs the "
+                            f"offer's {'price' if slot == 'price' else 'discount_pct'}"
+                        )
         return self

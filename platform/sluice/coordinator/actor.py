@@ -12,12 +12,15 @@ concurrency group, so a health check answers while a batch is being delivered.
 from __future__ import annotations
 
 import contextlib
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import ray
 
 from sluice.campaign.spec import CampaignSpec
+from sluice.contracts.clock import Clock
 from sluice.coordinator.core import CoordinatorCore
 
 NAMESPACE = "sluice"
@@ -30,12 +33,23 @@ class CoordinatorActor:
         spec_json: str,
         dry_run: bool,
         database_url: str | None,
-        unsubscribe_key: bytes,
+        home: str,
+        decision_date: date,
         sample_path: str | None,
+        clock: Clock,
     ) -> None:
+        from sluice.channels.unsubscribe import secret
+
         spec = CampaignSpec.model_validate_json(spec_json)
         self.core = CoordinatorCore(
-            run_id, spec, dry_run, database_url, unsubscribe_key, sample_path
+            run_id,
+            spec,
+            dry_run,
+            database_url,
+            secret(Path(home)),  # read here, from this process's environment or home
+            decision_date,
+            sample_path,
+            clock,
         )
 
     @ray.method(concurrency_group="control")
@@ -47,6 +61,10 @@ class CoordinatorActor:
         import os
 
         return os.getpid()
+
+    @ray.method(concurrency_group="control")
+    def channels_down(self) -> dict[str, str]:
+        return dict(self.core.deliverer.down)
 
     def submit(self, table: pa.Table) -> dict[str, int]:
         return self.core.submit(table)
@@ -64,8 +82,10 @@ def coordinator_for(
     spec: CampaignSpec,
     dry_run: bool,
     database_url: str | None,
-    unsubscribe_key: bytes,
+    home: Path,
+    decision_date: date,
     sample_path: str | None,
+    clock: Clock,
 ) -> Any:
     """The run's coordinator: the live one if it exists, else a new one."""
     # Concurrency groups can only be declared here, not in .options().
@@ -83,8 +103,10 @@ def coordinator_for(
         spec.model_dump_json(by_alias=True),
         dry_run,
         database_url,
-        unsubscribe_key,
+        str(home),
+        decision_date,
         sample_path,
+        clock,
     )
 
 

@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,10 +25,12 @@ import pyarrow as pa
 
 from sluice.campaign.spec import CampaignSpec
 from sluice.channels.unsubscribe import Unsubscribe, make_token
-from sluice.coordinator.delivery import Deliverer
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
+from sluice.coordinator.delivery import Deliverer, DeliveryPolicy
 from sluice.coordinator.keys import idempotency_key
 from sluice.coordinator.reviewed import review_item
-from sluice.coordinator.transports import concurrency, make_transports
+from sluice.coordinator.sendtime import SendRules
+from sluice.coordinator.transports import concurrency, lease_for, make_transports
 from sluice.decisioning.catalog import load_catalog
 from sluice.gates.base import (
     DEFER,
@@ -41,6 +42,7 @@ from sluice.gates.base import (
 )
 from sluice.gates.build import build_chain
 from sluice.store.audit import AuditStore
+from sluice.store.booking import Booking, book
 from sluice.store.db import connect
 from sluice.store.incidents import ArmStates
 from sluice.store.ledger import Ledger, Reservation
@@ -50,6 +52,26 @@ from sluice.store.suppressions import Suppressions
 log = logging.getLogger("sluice.coordinator")
 ADDRESS_FIELD = {"email": "email", "sms": "phone", "push": "customer_id"}
 COPY_FIELDS = ("subject", "preheader", "body", "cta", "text")
+
+
+def capped_at_booking(row: dict[str, Any]) -> None:
+    """The audit row of a message the frequency cap refused when it was booked."""
+    verdicts = [
+        *json.loads(row["verdicts"] or "[]"),
+        {
+            "gate": "frequency_cap",
+            "outcome": "fail",
+            "reason": "frequency_cap",
+            "detail": "cap reached when reserving",
+        },
+    ]
+    row.update(
+        outcome="rejected",
+        gate="frequency_cap",
+        reason="frequency_cap",
+        verdicts=json.dumps(verdicts),
+        idempotency_key=None,
+    )
 
 
 def _s(v: Any) -> Any:
@@ -66,26 +88,29 @@ class CoordinatorCore:
         dry_run: bool,
         database_url: str | None,
         unsubscribe_key: bytes,
+        decision_date: date,
         sample_path: str | None = None,
-        now: Callable[[], datetime] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.run_id, self.spec, self.dry_run = run_id, spec, dry_run
-        engine = connect(database_url)
-        self.ledger, self.audit = Ledger(engine), AuditStore(engine)
-        self.reviews = ReviewQueue(engine)
+        self.clock = clock
+        engine = self.engine = connect(database_url)
+        self.ledger, self.audit = Ledger(engine, clock), AuditStore(engine, clock)
+        self.reviews = ReviewQueue(engine, clock)
         self.arms = ArmStates(engine)
-        self.catalog = load_catalog(spec.offers)
+        self.catalog = load_catalog(spec.offers, decision_date)
         self.chain = build_chain(spec, self.catalog)
-        self.services = {"ledger": self.ledger, "suppressions": Suppressions(engine)}
+        self.services = {"ledger": self.ledger, "suppressions": Suppressions(engine, clock)}
         self.cap = spec.gates.frequency_cap.per_day if spec.gates.frequency_cap else None
         self.unsubscribe_key = unsubscribe_key
-        self.now = now or (lambda: datetime.now(UTC))
         transports = {} if dry_run else make_transports(spec, run_id)
         self.deliverer = Deliverer(
             self.ledger,
             transports,
             {ch: concurrency(spec, ch) for ch in transports},
+            DeliveryPolicy(lease=lease_for(spec)),
             brand=spec.brand,
+            rules=SendRules.of(spec, self.catalog),
         )
         self.sample_path = Path(sample_path) if sample_path else None
         self.sample_left = spec.dry_run_sample if dry_run else 0
@@ -151,12 +176,21 @@ class CoordinatorCore:
 
     def submit(self, table: pa.Table) -> dict[str, int]:
         """Gate, reserve, record and deliver one batch of candidates; returns its counts."""
-        now = self.now()
+        now = self.clock.now()
         batch = MessageBatch(table)
         rows = table.to_pylist()
         counts: Counter[str] = Counter()
         seen = self.audit.recorded(self.run_id, [r["customer_id"] for r in rows])
         fresh = np.array([r["customer_id"] not in seen for r in rows], dtype=bool)
+        # A customer twice in the audience: the first row is the customer's decision; a
+        # later one is counted and logged, never a second message or a failed batch.
+        first: set[str] = set()
+        for i, r in enumerate(rows):
+            if fresh[i] and r["customer_id"] in first:
+                fresh[i] = False
+                counts["duplicate"] += 1
+                log.warning("run %s: customer %s appears twice", self.run_id, r["customer_id"])
+            first.add(r["customer_id"])
         paused = self.arms.paused(self.spec.campaign_id)
         gated = np.array(
             [
@@ -240,32 +274,17 @@ class CoordinatorCore:
                         key,
                     )
                 )
-        if reservations:
-            booked = self.ledger.reserve(reservations, self.cap, now)
-            capped = set(booked.capped)
-            for a in audit_rows:
-                if a["idempotency_key"] in capped:
-                    verdicts = [
-                        *json.loads(a["verdicts"] or "[]"),
-                        {
-                            "gate": "frequency_cap",
-                            "outcome": "fail",
-                            "reason": "frequency_cap",
-                            "detail": "cap reached when reserving",
-                        },
-                    ]
-                    a.update(
-                        outcome="rejected",
-                        gate="frequency_cap",
-                        reason="frequency_cap",
-                        verdicts=json.dumps(verdicts),
-                        idempotency_key=None,
-                    )
-            counts["rejected"] += len(capped)
-            counts["reserved"] += len(booked.reserved)
-            counts["deferred"] += len(booked.deferred)
-        self.audit.record(audit_rows, drafts)
-        self.reviews.enqueue(review_items)
+        # Reservations, audit records and review items: one transaction.
+        booked = book(
+            self.engine,
+            Booking(reservations, audit_rows, drafts, review_items),
+            self.cap,
+            capped_at_booking,
+            self.clock,
+        )
+        counts["rejected"] += len(booked.capped)
+        counts["reserved"] += len(booked.reserved)
+        counts["deferred"] += len(booked.deferred)
         if not self.dry_run:
             batch_keys = [
                 idempotency_key(self.run_id, r["customer_id"], r["channel"])
@@ -292,13 +311,14 @@ class CoordinatorCore:
             local_day,
             self._payload(r),
             until,
+            r["time_zone"],
         )
 
     def resume(self) -> dict[str, int]:
         """Deliver what the run still owes: due deferrals and reserved rows (after a crash)."""
         if self.dry_run:
             return {}
-        promoted = self.ledger.promote_due(self.run_id, self.now())
+        promoted = self.ledger.promote_due(self.run_id, self.clock.now())
         counts = Counter(self.deliverer.deliver(self.ledger.pending(self.run_id)))
         counts["promoted"] = promoted
         return dict(counts)

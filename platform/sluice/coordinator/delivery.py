@@ -1,29 +1,47 @@
 """Handing reserved messages to channel workers, and recording what happened.
 
-For each reserved row: an attempt still stamped from before a crash is reconciled first
-(delivered: sent; not delivered: sent again under the same key; unknown: failed as
-ambiguous, for a person to resolve). Otherwise the row is claimed, sent, and marked
-sent, failed, or released for another try (transient errors, with backoff, a bounded
-number of times). Each channel has its own pool of workers. A claim re-checks the
-suppression list and the campaign's paused arms in the same statement, so an unsubscribe
-or a guardrail that lands after gating still stops the send.
+Every attempt holds a lease on its ledger row (owner and expiry, see
+:mod:`sluice.store.ledger`): a row is claimed, sent, and settled (sent, failed, or
+released for another try) only by the worker that holds it, and a live lease is never
+touched by anyone else. A row still stamped from an attempt whose lease ran out (its
+worker died or hung) is taken over and reconciled with the provider first (delivered:
+sent; not delivered: sent again under the same key; unknown: failed as ambiguous, for a
+person to resolve). Transient errors are retried with backoff a bounded number of times.
+A claim re-checks the suppression list and the campaign's paused arms in the same
+statement, so an unsubscribe or a guardrail that lands after gating still stops the send;
+just before that, the send-time re-check (:mod:`sluice.coordinator.sendtime`) expires a
+message whose offer ended, defers one that would land in quiet hours, and moves its cap
+count to the day it actually goes out.
+
+Each message is isolated: an error while sending, reconciling or settling one message
+fails or leaves that message (counted), never the batch or the run. A failure of the
+channel itself (:class:`~sluice.channels.base.ChannelDownError`: authentication refused,
+TLS, an unknown host) opens the channel's circuit breaker at once: its remaining messages
+stay reserved for a resume, and :attr:`Deliverer.down` says why.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sluice.channels.base import (
     AmbiguousSendError,
+    ChannelDownError,
     OutboundMessage,
     PermanentSendError,
     TransientSendError,
     Transport,
 )
+from sluice.coordinator.sendtime import SendRules
 from sluice.store.ledger import DeliveryRow, Ledger
 
 log = logging.getLogger("sluice.delivery")
@@ -33,6 +51,14 @@ log = logging.getLogger("sluice.delivery")
 class DeliveryPolicy:
     transient_attempts: int = 3
     backoff_s: float = 0.2
+    lease: timedelta = timedelta(minutes=2)
+    """How long a claim holds a row: longer than any one attempt can take (connect, send,
+    the provider's reply), so a live attempt's lease never runs out under it."""
+
+
+def worker_id() -> str:
+    """A name for this process's deliverer, unique across hosts and restarts."""
+    return f"{socket.gethostname()[:24]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Deliverer:
@@ -43,8 +69,12 @@ class Deliverer:
         concurrency: dict[str, int],
         policy: DeliveryPolicy | None = None,
         brand: str | None = None,
+        owner: str | None = None,
+        rules: SendRules | None = None,
     ) -> None:
         self.ledger = ledger
+        self.rules = rules
+        """The send-time re-check (none: send as booked)."""
         self.brand = brand
         """With a brand, every claim re-checks suppressions and paused arms."""
         self.transports = transports
@@ -55,63 +85,118 @@ class Deliverer:
             for ch in transports
         }
         self.policy = policy or DeliveryPolicy()
+        self.owner = owner or worker_id()
+        self.down: dict[str, str] = {}
+        """Channels whose circuit breaker is open, with the cause."""
+        self._lock = threading.Lock()
 
     def deliver(self, rows: list[DeliveryRow]) -> Counter[str]:
         """Deliver every row (blocking until all are settled); counts outcomes."""
         futures = [
-            self.pools[r.channel].submit(self._one, r) for r in rows if r.channel in self.pools
+            self.pools[r.channel].submit(self._isolated, r) for r in rows if r.channel in self.pools
         ]
         outcome: Counter[str] = Counter(f.result() for f in futures)
         return outcome
 
+    def _isolated(self, row: DeliveryRow) -> str:
+        if row.channel in self.down:
+            return "channel_down"
+        try:
+            return self._one(row)
+        except ChannelDownError as exc:
+            with self._lock:
+                first = row.channel not in self.down
+                self.down.setdefault(row.channel, str(exc))
+            if first:
+                log.error("channel %s is down, delivery on it stops: %s", row.channel, exc)
+            self._quietly(self.ledger.release, row.idempotency_key, f"channel down: {exc}")
+            return "channel_down"
+        except Exception:  # one message's trouble must not stop the others
+            log.exception("delivering %s failed unexpectedly", row.idempotency_key)
+            return "error"
+
+    def _quietly(self, settle: object, key: str, why: str) -> None:
+        try:
+            settle(key, why, owner=self.owner)  # type: ignore[operator]
+        except Exception:
+            log.exception("could not record %s for %s; its lease will expire", why, key)
+
+    def _reconcile(self, transport: Transport, message: OutboundMessage) -> bool | None:
+        try:
+            return transport.reconcile(message)
+        except ChannelDownError:
+            raise
+        except Exception:
+            log.exception("reconciling %s failed", message.idempotency_key)
+            return None
+
     def _one(self, row: DeliveryRow) -> str:
         transport = self.transports[row.channel]
         message = OutboundMessage.from_payload(row.idempotency_key, row.payload)
-        key = row.idempotency_key
+        key, me, lease = row.idempotency_key, self.owner, self.policy.lease
         if row.attempt_started_at is not None:
-            known = transport.reconcile(message)
+            # An earlier attempt may have reached the provider: only once its lease ran
+            # out, and by one worker, is it reconciled; a live lease is someone's send.
+            if not self.ledger.take_over(key, me, lease):
+                return "busy"
+            known = self._reconcile(transport, message)
             if known is True:
-                self.ledger.mark_sent(key, f"reconciled:{key}")
+                self.ledger.mark_sent(key, f"reconciled:{key}", owner=me)
                 return "sent"
             if known is None:
                 self.ledger.mark_failed(
                     key,
                     "ambiguous: the provider may have the message; reconcile by hand",
                     delivered_maybe=True,
+                    owner=me,
                 )
                 return "failed"
-            self.ledger.release(key, "reconciled: not delivered")
+            if not self.ledger.release(key, "reconciled: not delivered", owner=me):
+                return "busy"
+        if self.rules is not None:
+            check = self.rules.check(row, self.ledger.clock.now())
+            if check.action == "expire":
+                return "expired" if self.ledger.expire(key, check.reason) else "skipped"
+            if check.action in ("defer", "move"):
+                assert check.day is not None
+                moved = self.ledger.reschedule(key, check.day, self.rules.cap, check.until)
+                if moved != "moved":
+                    return {"deferred": "deferred", "capped": "capped"}.get(moved, "skipped")
         for attempt in range(self.policy.transient_attempts):
-            if not self.ledger.claim(key, self.brand):
+            if not self.ledger.claim(key, me, lease, self.brand):
                 if self.brand is not None and self.ledger.withdraw_blocked(key, self.brand):
                     return "suppressed"
                 return "skipped"
             try:
                 provider_id = transport.send(message)
             except TransientSendError as exc:
-                self.ledger.release(key, f"transient: {exc}")
+                self.ledger.release(key, f"transient: {exc}", owner=me)
                 time.sleep(self.policy.backoff_s * 2**attempt)
                 continue
             except PermanentSendError as exc:
-                self.ledger.mark_failed(key, f"refused: {exc}")
+                self.ledger.mark_failed(key, f"refused: {exc}", owner=me)
                 return "failed"
             except AmbiguousSendError as exc:
-                known = transport.reconcile(message)
+                known = self._reconcile(transport, message)
                 if known is True:
-                    self.ledger.mark_sent(key, f"reconciled:{key}")
+                    self.ledger.mark_sent(key, f"reconciled:{key}", owner=me)
                     return "sent"
                 if known is False:
-                    self.ledger.release(key, f"ambiguous, reconciled as not delivered: {exc}")
+                    self.ledger.release(
+                        key, f"ambiguous, reconciled as not delivered: {exc}", owner=me
+                    )
                     continue
-                self.ledger.mark_failed(key, f"ambiguous: {exc}", delivered_maybe=True)
+                self.ledger.mark_failed(key, f"ambiguous: {exc}", delivered_maybe=True, owner=me)
                 return "failed"
+            except ChannelDownError:
+                raise
             except Exception as exc:  # a bug in one transport must not lose the message silently
                 log.exception("sending %s failed unexpectedly", key)
-                self.ledger.mark_failed(key, f"error: {type(exc).__name__}: {exc}")
+                self.ledger.mark_failed(key, f"error: {type(exc).__name__}: {exc}", owner=me)
                 return "failed"
-            self.ledger.mark_sent(key, provider_id)
+            self.ledger.mark_sent(key, provider_id, owner=me)
             return "sent"
-        self.ledger.mark_failed(key, "transient errors on every attempt")
+        self.ledger.mark_failed(key, "transient errors on every attempt", owner=me)
         return "failed"
 
     def close(self) -> None:

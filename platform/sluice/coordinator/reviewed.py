@@ -77,7 +77,7 @@ def release_reviewed(core: CoordinatorCore, table: pa.Table, gate: str, by: str)
     then the ledger and delivery like any other. Returns what became of it."""
     if core.dry_run:
         raise ConflictError("review_id: a dry run sends nothing; nothing to approve")
-    now = core.now()
+    now = core.clock.now()
     row = table.to_pylist()[0]
     key = idempotency_key(core.run_id, row["customer_id"], row["channel"])
     chain = GateChain([g for g in core.chain.gates if g.name != gate])

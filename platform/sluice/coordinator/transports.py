@@ -1,8 +1,18 @@
-"""Building the transport of each channel from the campaign spec."""
+"""Building the transport of each channel from the campaign spec, where the run delivers.
+
+Secrets are read here, in the delivering process (the run's coordinator actor, a review
+approval), from the environment variables the spec names: the SMTP password
+(``password_env``) and the webhook signing secret (``secret_env``). They never travel in
+a spec, an actor argument or a log line. ``SLUICE_SMTP_HOST``, ``SLUICE_SMTP_PORT`` and
+``SLUICE_SMTP_USER`` in that environment override the spec's relay settings.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 
 from sluice.campaign.spec import CampaignSpec, OutboxChannel, SmtpChannel, WebhookChannel
 from sluice.channels.base import Transport
@@ -12,25 +22,60 @@ from sluice.channels.webhook import WebhookTransport
 from sluice.errors import ConfigError
 
 
-def make_transports(spec: CampaignSpec, run_id: str) -> dict[str, Transport]:
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+
+def smtp_settings(channel: str, cfg: SmtpChannel, env: Mapping[str, str]) -> SmtpSettings:
+    """The relay settings for ``cfg`` with the environment's overrides and password."""
+    field = f"channels.{channel}"
+    port_text = env.get("SLUICE_SMTP_PORT")
+    try:
+        port = int(port_text) if port_text else cfg.port
+    except ValueError as exc:
+        raise ConfigError(
+            f"{field}.port: SLUICE_SMTP_PORT is not a port number", field=f"{field}.port"
+        ) from exc
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{field}.port: {port} is not a port number", field=f"{field}.port")
+    username = env.get("SLUICE_SMTP_USER") or cfg.username
+    password = env.get(cfg.password_env) or None
+    if username and password is None:
+        raise ConfigError(
+            f"{field}.password_env: SMTP user {username!r} needs a password in "
+            f"{cfg.password_env}, which is not set where the run delivers",
+            field=f"{field}.password_env",
+        )
+    return SmtpSettings(env.get("SLUICE_SMTP_HOST") or cfg.host, port, username, password)
+
+
+def make_transports(
+    spec: CampaignSpec, run_id: str, env: Mapping[str, str] | None = None
+) -> dict[str, Transport]:
+    env = os.environ if env is None else env
     out: dict[str, Transport] = {}
     for channel, cfg in spec.channels.items():
         if isinstance(cfg, SmtpChannel):
+            relay = smtp_settings(channel.value, cfg, env)
             out[channel.value] = SmtpTransport(
-                cfg.host,
-                cfg.port,
+                relay.host,
+                relay.port,
                 cfg.from_address,
                 cfg.from_name,
                 str(cfg.unsubscribe_url),
                 starttls=cfg.starttls,
                 use_ssl=cfg.ssl,
-                username=cfg.username,
-                password=cfg.password.get_secret_value() if cfg.password else None,
+                username=relay.username,
+                password=relay.password,
                 reconcile_url=str(cfg.reconcile_url) if cfg.reconcile_url else None,
                 timeout_s=cfg.timeout_s,
             )
         elif isinstance(cfg, WebhookChannel):
-            secret = os.environ.get(cfg.secret_env)
+            secret = env.get(cfg.secret_env)
             if not secret:
                 raise ConfigError(
                     f"channels.{channel.value}.secret_env: {cfg.secret_env} is not set",
@@ -47,6 +92,20 @@ def make_transports(spec: CampaignSpec, run_id: str) -> dict[str, Transport]:
         elif isinstance(cfg, OutboxChannel):
             out[channel.value] = OutboxTransport(cfg.path, run_id, channel.value, cfg.format)
     return out
+
+
+def lease_for(spec: CampaignSpec) -> timedelta:
+    """A delivery lease longer than any one attempt on the spec's channels can take
+    (connect, send, the provider's reply, a transport's own retries), so that a live
+    attempt's lease never runs out under it; two minutes at least."""
+    longest = 0.0
+    for cfg in spec.channels.values():
+        if isinstance(cfg, SmtpChannel):
+            longest = max(longest, 4 * cfg.timeout_s)
+        elif isinstance(cfg, WebhookChannel):
+            backoff = sum(cfg.backoff_s * 2**k for k in range(cfg.max_attempts))
+            longest = max(longest, cfg.max_attempts * cfg.timeout_s + backoff)
+    return timedelta(seconds=max(120.0, 2 * longest))
 
 
 def concurrency(spec: CampaignSpec, channel: str) -> int:

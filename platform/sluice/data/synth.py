@@ -41,9 +41,10 @@ class SynthConfig:
     """What to generate."""
 
     customers: int
+    end: date
+    """Last day of history (exclusive end is the following midnight); see
+    :class:`sluice.data.calendar.SynthCalendar` for the dates that follow from it."""
     seed: int = 7
-    end: date = date(2026, 6, 30)
-    """Last day of history (exclusive end is the following midnight)."""
     max_tenure_days: int = 5 * 365
     engagement_days: int = 455
     """How far back engagement events reach (covers every 90- and 30-day window plus slack)."""

@@ -12,7 +12,7 @@ decision.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import date, datetime
 
 from sluice.contracts.customer import Channel
 from sluice.contracts.decisions import (
@@ -24,6 +24,7 @@ from sluice.contracts.decisions import (
     RankedOffer,
 )
 from sluice.contracts.offers import Offer
+from sluice.decisioning.catalog import CatalogSource
 
 
 def _channel(offer: Offer, ctx: DecisionContext) -> tuple[Channel | None, Exclusion | None]:
@@ -53,9 +54,8 @@ def _consent_word(state: bool | None) -> str:
 
 
 def _exclusion(
-    offer: Offer, ctx: DecisionContext, score: float, held_groups: set[str]
+    offer: Offer, ctx: DecisionContext, score: float, held_groups: set[str], day: date
 ) -> Exclusion | None:
-    day = (ctx.at or datetime.now(UTC)).date()
     oid = offer.offer_id
     if not offer.valid_from <= day <= offer.valid_until:
         return Exclusion(
@@ -91,13 +91,18 @@ def _exclusion(
 def decide(
     ctx: DecisionContext,
     score: float,
-    catalog: OfferCatalog,
+    catalog: OfferCatalog | CatalogSource,
     *,
     decision_id: str,
     model_name: str,
     model_version: str,
+    now: datetime,
 ) -> Decision:
-    """The next best offer for the customer in ``ctx`` given the model's ``score``."""
+    """The next best offer for the customer in ``ctx`` given the model's ``score``, decided
+    at ``now`` (from the caller's clock) for the day ``ctx.at`` names, else today."""
+    day = (ctx.at or now).date()
+    if isinstance(catalog, CatalogSource):
+        catalog = catalog.on(day)
     held_groups = {
         o.exclusive_group
         for o in catalog.offers
@@ -106,7 +111,7 @@ def decide(
     excluded: list[Exclusion] = []
     eligible: list[tuple[float, int, str, Channel]] = []
     for offer in catalog.offers:
-        why = _exclusion(offer, ctx, score, held_groups)
+        why = _exclusion(offer, ctx, score, held_groups, day)
         channel = None
         if why is None:
             channel, why = _channel(offer, ctx)
@@ -132,5 +137,5 @@ def decide(
         ranked=ranked,
         excluded=tuple(excluded),
         catalog=catalog.name,
-        decided_at=datetime.now(UTC),
+        decided_at=now,
     )

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sluice.data import SynthConfig, synthesize
+from sluice.data import SynthCalendar, SynthConfig, synthesize
 from sluice.data.population import US_PER_DAY, day_us
 from sluice.features import build_features, load_synthetic
 from sluice.registry import Registry
@@ -29,13 +29,13 @@ from sluice.scoring import ScoreRequest, run_scoring
 from sluice.settings import get_settings
 from sluice.training import TrainConfig, train
 
-TRAIN_CUTOFF, VALID_CUTOFF, SCORE_CUTOFF = date(2026, 1, 1), date(2026, 4, 1), date(2026, 7, 1)
-
 
 @dataclass(frozen=True)
 class DemoConfig:
     customers: int = 200_000
     seed: int = 7
+    as_of: date | None = None
+    """The synthetic world's today (its decision date); default: today on the clock."""
     workdir: Path | None = None
     """Where data and outputs go; default SLUICE_HOME/demo."""
     campaign: Path | None = Path("jobs/spring-boots.yaml")
@@ -71,19 +71,38 @@ def _malformed_upload(good: Path, out: Path) -> int:
     return int(rows.num_rows)
 
 
+def calendar_of(config_as_of: date | None) -> SynthCalendar:
+    """The demo world's dates: as of the given day, else today on Sluice's clock."""
+    return (
+        SynthCalendar(config_as_of) if config_as_of else SynthCalendar.today(get_settings().clock)
+    )
+
+
+def synth_world(
+    customers: int, seed: int, calendar: SynthCalendar, data: Path, work: Path, audience: Path
+) -> int:
+    """A synthetic base as of ``calendar``, with train, validation and audience features."""
+    synth = synthesize(SynthConfig(customers=customers, seed=seed, end=calendar.history_end), data)
+    _features(data, calendar.train_cutoff, work / "features-train.parquet")
+    _features(data, calendar.valid_cutoff, work / "features-valid.parquet")
+    _features(data, calendar.score_cutoff, audience)
+    return synth.customers
+
+
 def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run every stage; returns the figures the closing JSON line carries."""
     work = config.workdir or get_settings().home_dir / "demo"
     data, audience = work / "data", work / "audience"
     audience.mkdir(parents=True, exist_ok=True)
+    calendar = calendar_of(config.as_of)
 
-    step(f"Synthesising {config.customers:,} customers")
-    synth = synthesize(SynthConfig(customers=config.customers, seed=config.seed), data)
-
-    step("Building point-in-time features (train, validation, audience)")
-    _features(data, TRAIN_CUTOFF, work / "features-train.parquet")
-    _features(data, VALID_CUTOFF, work / "features-valid.parquet")
-    _features(data, SCORE_CUTOFF, audience / "features.parquet")
+    step(
+        f"Synthesising {config.customers:,} customers as of {calendar.as_of} and building "
+        "point-in-time features (train, validation, audience)"
+    )
+    customers = synth_world(
+        config.customers, config.seed, calendar, data, work, audience / "features.parquet"
+    )
     _malformed_upload(audience / "features.parquet", audience / "partner-upload.parquet")
 
     step("Training LightGBM and registering it in MLflow as challenger")
@@ -117,10 +136,11 @@ def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -
     )
     figures: dict[str, Any] = {}
     if config.campaign is not None:
-        figures = _campaign(config, work, step)
+        figures = _campaign(config, work, calendar, step)
     return {
         **figures,
-        "customers": synth.customers,
+        "as_of": calendar.as_of.isoformat(),
+        "customers": customers,
         "model_version": version.version,
         "roc_auc": round(trained.evaluation.roc_auc, 4),
         "pr_auc": round(trained.evaluation.pr_auc, 4),
@@ -134,9 +154,10 @@ def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -
     }
 
 
-def _campaign(config: DemoConfig, work: Path, step: Callable[[str], None]) -> dict[str, Any]:
+def _campaign(
+    config: DemoConfig, work: Path, calendar: SynthCalendar, step: Callable[[str], None]
+) -> dict[str, Any]:
     """Run the example campaign against a local mail sink; the LLM drafts if enabled."""
-    import os
 
     import yaml
 
@@ -151,6 +172,7 @@ def _campaign(config: DemoConfig, work: Path, step: Callable[[str], None]) -> di
     spec = yaml.safe_load(config.campaign.read_text())
     spec["audience"]["features"] = str(work / "audience")
     spec["audience"]["customers"] = str(work / "data" / "customers.parquet")
+    spec["decision_date"] = calendar.as_of.isoformat()
     base_url = None
     if config.llm:
         from sluice.generation.model_prep import prepare
@@ -168,20 +190,16 @@ def _campaign(config: DemoConfig, work: Path, step: Callable[[str], None]) -> di
             "max_prompts": config.llm_prompts,
         }
     sink = MailSink(work / "mail").start()
-    spec["channels"]["email"]["reconcile_url"] = sink.status_url
+    spec["channels"]["email"].update(
+        host="127.0.0.1", port=sink.smtp_port, reconcile_url=sink.status_url
+    )
     path = work / "campaign.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    saved = os.environ.get("SLUICE_SMTP_PORT")
-    os.environ["SLUICE_SMTP_PORT"] = str(sink.smtp_port)
     try:
         step(f"Running campaign {spec['campaign_id']}: gates, ledger, SMTP to a local mail sink")
         result = run_campaign(path)
     finally:
         sink.stop()
-        if saved is None:
-            os.environ.pop("SLUICE_SMTP_PORT", None)
-        else:
-            os.environ["SLUICE_SMTP_PORT"] = saved
         if base_url is not None:
             from ray import serve
 

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import and_, func, select
 
-from sluice.demo.pipeline import SCORE_CUTOFF, TRAIN_CUTOFF, VALID_CUTOFF, _features
+from sluice.demo.pipeline import calendar_of, synth_world
 from sluice.errors import PromotionRefusedError
 from sluice.hashing import unit_hash
 
@@ -78,13 +78,10 @@ def _split(audience: Path, day1: Path, day2: Path) -> None:
 def run_scenario(
     config: ScenarioConfig, step: Callable[[str], None] = lambda _: None
 ) -> dict[str, Any]:
-    import os
-
     import yaml
 
     from sluice.campaign.run import run_campaign
     from sluice.channels.unsubscribe import secret
-    from sluice.data import SynthConfig, synthesize
     from sluice.devtools.mailsink import MailSink
     from sluice.feedback.ingest import ingest
     from sluice.feedback.simulator import simulate_run
@@ -102,11 +99,9 @@ def run_scenario(
     data = work / "data"
     work.mkdir(parents=True, exist_ok=True)
     step(f"Synthesising {config.customers:,} customers and their features")
-    synthesize(SynthConfig(customers=config.customers, seed=config.seed), data)
+    calendar = calendar_of(None)
+    synth_world(config.customers, config.seed, calendar, data, work, work / "audience.parquet")
     train_f, valid_f = work / "features-train.parquet", work / "features-valid.parquet"
-    _features(data, TRAIN_CUTOFF, train_f)
-    _features(data, VALID_CUTOFF, valid_f)
-    _features(data, SCORE_CUTOFF, work / "audience.parquet")
     _split(work / "audience.parquet", work / "day1", work / "day2")
 
     registry = Registry()
@@ -135,10 +130,11 @@ def run_scenario(
     spec["audience"]["customers"] = str(data / "customers.parquet")
     for channel in ("sms", "push"):
         spec["channels"][channel]["path"] = str(work / "outbox")
+    spec["decision_date"] = calendar.as_of.isoformat()
     sink = MailSink(work / "mail").start()
-    spec["channels"]["email"]["reconcile_url"] = sink.status_url
-    saved = os.environ.get("SLUICE_SMTP_PORT")
-    os.environ["SLUICE_SMTP_PORT"] = str(sink.smtp_port)
+    spec["channels"]["email"].update(
+        host="127.0.0.1", port=sink.smtp_port, reconcile_url=sink.status_url
+    )
     engine = connect()
     ensure_ray()
     try:
@@ -156,10 +152,6 @@ def run_scenario(
                 ingested = ingest(engine, events, "simulator", secret())
     finally:
         sink.stop()
-        if saved is None:
-            os.environ.pop("SLUICE_SMTP_PORT", None)
-        else:
-            os.environ["SLUICE_SMTP_PORT"] = saved
 
     opened = Incidents(engine).list(CAMPAIGN_ID)
     incident = next((i for i in opened if i.run_id == runs[0]), None)

@@ -8,7 +8,8 @@ which Sluice's SMTP transport uses to reconcile ambiguous sends. Messages are st
 before the SMTP ``250`` reply, and every delivery attempt is counted, so a test can
 tell "received once" from "sent twice". ``reply_delay_s`` holds the ``250`` back after
 the message is stored, as a slow provider does: the window in which a crashed sender
-cannot know whether its message arrived.
+cannot know whether its message arrived. With ``credentials`` it requires SMTP AUTH
+(PLAIN or LOGIN) before it takes mail, as a real relay does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import email
 import json
 import threading
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from email.policy import default as default_policy
@@ -26,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 @dataclass
@@ -104,6 +107,22 @@ def _status_handler(store: MailStore) -> type[BaseHTTPRequestHandler]:
     return StatusHandler
 
 
+@dataclass(frozen=True)
+class _Authenticator:
+    user: str
+    password: str
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.user.encode()
+            and auth_data.password == self.password.encode()
+        )
+        return AuthResult(success=ok, handled=False)
+
+
 class MailSink:
     """SMTP on ``smtp_port`` and the status API on ``http_port`` (0: pick free ports)."""
 
@@ -114,6 +133,7 @@ class MailSink:
         smtp_port: int = 0,
         http_port: int = 0,
         reply_delay_s: float = 0.0,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         import socket
 
@@ -123,9 +143,19 @@ class MailSink:
             with socket.socket() as s:
                 s.bind((host, 0))
                 smtp_port = s.getsockname()[1]
-        self.controller = Controller(
-            _Handler(self.store, reply_delay_s), hostname=host, port=smtp_port
-        )
+        auth: dict[str, Any] = {}
+        if credentials is not None:
+            # Loopback only, so no TLS: AUTH in the clear is allowed here.
+            auth = {
+                "authenticator": _Authenticator(*credentials),
+                "auth_required": True,
+                "auth_require_tls": False,
+            }
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            self.controller = Controller(
+                _Handler(self.store, reply_delay_s), hostname=host, port=smtp_port, **auth
+            )
         self.http = ThreadingHTTPServer((host, http_port), _status_handler(self.store))
         self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from sluice.channels.unsubscribe import read_token
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.customer import Channel
 from sluice.contracts.feedback import EventReject, EventType, IngestResult, OutcomeEvent
 from sluice.errors import InputError
@@ -84,6 +85,7 @@ def ingest(
     source: str,
     unsubscribe_key: bytes | None = None,
     check_every_s: float = 0.0,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> IngestResult:
     """Validate, store and act on a batch of events (see the module docstring)."""
     items = list(raw)
@@ -92,7 +94,7 @@ def ingest(
     index = [i for i in range(len(items)) if i not in invalid]
     resolved, bad_tokens = resolve_tokens(good, unsubscribe_key)
     rejected += [r.model_copy(update={"index": index[r.index]}) for r in bad_tokens]
-    stored = EventStore(engine).add([e for _, e in resolved], source)
+    stored = EventStore(engine, clock).add([e for _, e in resolved], source)
     accepted = set(stored.accepted)
     runs = {e.run_id for _, e in resolved if e.run_id and e.event_id in accepted}
     opened = [i for run_id in sorted(runs) if (i := _check(engine, run_id, check_every_s))]

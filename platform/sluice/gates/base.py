@@ -32,6 +32,9 @@ class MessageBatch:
     def __init__(self, table: pa.Table) -> None:
         self.table = table
         self._cache: dict[str, np.ndarray] = {}
+        self.defer_until: np.ndarray | None = None
+        """Per row, when an earlier gate of the chain deferred the send to (microseconds
+        since the epoch, ``NO_TIME`` when not deferred); set by :class:`GateChain`."""
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -156,6 +159,7 @@ class GateChain:
             if len(alive) == 0:
                 break
             sub = batch if len(alive) == n else batch.take(alive)
+            sub.defer_until = defer_until[alive]
             v = g.evaluate(sub, ctx)
             for k, i in enumerate(alive):
                 collected[i].append(

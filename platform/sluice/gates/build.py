@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sluice.campaign.spec import CampaignSpec
 from sluice.contracts.decisions import OfferCatalog
-from sluice.decisioning.catalog import load_catalog
 from sluice.gates.base import Gate, GateChain
 from sluice.gates.brand_safety import BrandSafetyGate
 from sluice.gates.channel_format import ChannelFormatGate
@@ -22,11 +21,10 @@ from sluice.gates.pii import PIIGate
 from sluice.gates.text import host_of
 
 
-def build_chain(spec: CampaignSpec, catalog: OfferCatalog | None = None) -> GateChain:
+def build_chain(spec: CampaignSpec, catalog: OfferCatalog) -> GateChain:
     """schema -> consent -> suppression -> injection -> pii -> claims -> brand safety ->
     channel format -> confidence -> quiet hours -> frequency cap: the cheap, final
     verdicts first; review before deferral; the cap, which counts sends, last."""
-    catalog = catalog or load_catalog(spec.offers)
     g = spec.gates
     gates: list[Gate] = [
         SchemaGate({c.value for c in spec.channels}),

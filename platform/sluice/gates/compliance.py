@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from sluice.gates.base import DEFER, FAIL, GateContext, MessageBatch, Verdicts
+from sluice.gates.base import DEFER, FAIL, NO_TIME, GateContext, MessageBatch, Verdicts
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -30,6 +31,14 @@ class SchemaGate:
         channel = batch.col("channel")
         known = np.isin(channel, list(self.channels))
         v.set(~known, FAIL, "unknown_channel", "channel not configured for this campaign")
+        if batch.has("time_zone"):
+            zones = batch.col("time_zone")
+            for zone in set(zones.tolist()):
+                if not known_zone(zone):
+                    rows = (zones == zone) & (v.outcome == 0)
+                    v.set(
+                        rows, FAIL, "invalid_time_zone", f"time_zone {zone!r} is not an IANA zone"
+                    )
         for ch, field in ADDRESS.items():
             rows = known & (channel == ch)
             if not rows.any():
@@ -102,6 +111,18 @@ class SuppressionGate:
         return v
 
 
+@lru_cache(maxsize=1024)
+def known_zone(zone: object) -> bool:
+    """Whether ``zone`` names a time zone the IANA database knows."""
+    if not isinstance(zone, str) or not zone:
+        return False
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def local_now(now: datetime, zone: str) -> datetime:
     return now.astimezone(ZoneInfo(zone))
 
@@ -164,8 +185,18 @@ class FrequencyCapGate:
         v = Verdicts.passing(self.name, len(batch))
         ledger = ctx.services["ledger"]
         ids, zones = batch.col("customer_id"), batch.col("time_zone")
-        days = {zone: local_now(ctx.now, zone).date() for zone in set(zones.tolist())}
-        keys = [(str(cid), days[zone]) for cid, zone in zip(ids, zones, strict=True)]
+        # The day the message will actually go out: a deferred send counts tomorrow's.
+        deferred = batch.defer_until
+        if deferred is None:
+            deferred = np.full(len(batch), NO_TIME, np.int64)
+        days: dict[tuple[str, int], date] = {}
+        keys = []
+        for cid, zone, until in zip(ids, zones, deferred.tolist(), strict=True):
+            day = days.get((zone, until))
+            if day is None:
+                day = send_day(ctx.now, zone, None if until == NO_TIME else until).date()
+                days[(zone, until)] = day
+            keys.append((str(cid), day))
         counts = ledger.contacts_many(keys)
         for i, key in enumerate(keys):
             n = counts.get(key, 0)

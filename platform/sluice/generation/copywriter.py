@@ -47,7 +47,7 @@ def fallback_draft(
     brief: Brief, template_version: str | None = None, prompt_digest: str | None = None
 ) -> MessageDraft:
     """The offer's pre-approved copy for the brief's channel."""
-    copy = brief.offer.fallback_copy.get(brief.channel)
+    copy = brief.offer.approved_copy(brief.channel)
     if copy is None:
         raise LookupError(
             f"offer {brief.offer.offer_id} has no fallback copy for {brief.channel.value}"

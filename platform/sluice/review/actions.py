@@ -9,10 +9,11 @@ close expired items first: a message whose review window is over is never sent.
 
 from __future__ import annotations
 
-import json
 import re
+from datetime import date
 
 from sluice.contracts.api import VISIBLE
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.store.audit import AuditStore
 from sluice.store.db import connect
 from sluice.store.reviews import APPROVED, REJECTED, ReviewItem, ReviewQueue
@@ -24,36 +25,42 @@ def pending(
     status: str | None = "pending",
     limit: int = 100,
     database_url: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[ReviewItem]:
-    queue = ReviewQueue(connect(database_url))
+    queue = ReviewQueue(connect(database_url), clock)
     queue.expire()
     return queue.list(run_id, status, limit)
 
 
-def show(review_id: str, database_url: str | None = None) -> ReviewItem:
-    queue = ReviewQueue(connect(database_url))
+def show(
+    review_id: str, database_url: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> ReviewItem:
+    queue = ReviewQueue(connect(database_url), clock)
     queue.expire()
     return queue.get(review_id)
 
 
-def approve(review_id: str, by: str, database_url: str | None = None) -> ReviewItem:
-    from sluice.campaign.spec import CampaignSpec, _apply_smtp_env
+def approve(
+    review_id: str, by: str, database_url: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> ReviewItem:
+    from sluice.campaign.spec import CampaignSpec
     from sluice.channels.unsubscribe import secret
     from sluice.coordinator.core import CoordinatorCore
     from sluice.coordinator.reviewed import release_reviewed
     from sluice.errors import NotFoundError
 
     engine = connect(database_url)
-    queue = ReviewQueue(engine)
+    queue = ReviewQueue(engine, clock)
     queue.expire()
     item = queue.decide(review_id, APPROVED, by, None, None)
     run = Runs(engine).get(item.run_id)
     if run is None:
         raise NotFoundError(f"review_id: run {item.run_id} is not recorded", field="review_id")
-    stored = json.loads(json.dumps(run.spec))
-    _apply_smtp_env(stored)  # the stored spec masks credentials; the environment has them
-    spec = CampaignSpec.model_validate(stored)
-    core = CoordinatorCore(item.run_id, spec, False, database_url, secret())
+    spec = CampaignSpec.model_validate(run.spec)
+    decision_date = date.fromisoformat(run.context["decision_date"])
+    core = CoordinatorCore(
+        item.run_id, spec, False, database_url, secret(), decision_date, clock=clock
+    )
     try:
         result = release_reviewed(core, item.table(), item.gate, by)
     finally:
@@ -62,16 +69,22 @@ def approve(review_id: str, by: str, database_url: str | None = None) -> ReviewI
     return queue.get(review_id)
 
 
-def reject(review_id: str, by: str, reason: str, database_url: str | None = None) -> ReviewItem:
+def reject(
+    review_id: str,
+    by: str,
+    reason: str,
+    database_url: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> ReviewItem:
     from sluice.errors import InputError
 
     if not re.search(VISIBLE, reason):
         raise InputError("--reason: say why the message is rejected", field="reason")
     engine = connect(database_url)
-    queue = ReviewQueue(engine)
+    queue = ReviewQueue(engine, clock)
     queue.expire()
     item = queue.decide(review_id, REJECTED, by, reason, "rejected")
-    AuditStore(engine).settle_review(
+    AuditStore(engine, clock).settle_review(
         item.run_id,
         item.customer_id,
         "rejected",

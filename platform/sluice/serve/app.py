@@ -17,7 +17,7 @@ from ray.serve import Application
 
 from sluice.auth.keys import default_keys_file
 from sluice.contracts._base import Contract
-from sluice.decisioning.catalog import load_catalog
+from sluice.decisioning.catalog import CatalogSource
 from sluice.registry.uri import ModelURI
 from sluice.serve.deployments import Decider, Ingress, IngressOptions, Scorer, ScorerTuning, Stores
 from sluice.settings import get_settings
@@ -70,6 +70,7 @@ def _stores(args: DecisionAppArgs) -> Stores:
         tracking_uri=args.tracking_uri or settings.effective_tracking_uri,
         registry_uri=args.registry_uri or settings.registry_uri,
         api_keys_file=str(keys.expanduser().resolve()),
+        clock=settings.clock,
     )
 
 
@@ -79,11 +80,11 @@ def build_app(args: DecisionAppArgs) -> Application:
     if not isinstance(given, DecisionAppArgs):  # a plain mapping, from callers other than Serve
         args = DecisionAppArgs.model_validate(given)
     stores = _stores(args)
-    catalog = load_catalog(args.offers)
+    catalog = CatalogSource.read(args.offers)
     tuning = ScorerTuning(model_poll_interval_s=args.model_poll_interval_s).model_dump()
     # @serve.deployment turns the classes into Deployments; mypy sees only the classes.
     scorer = cast(Any, Scorer).bind(list(args.models), args.predictor, stores, tuning)
-    decider = cast(Any, Decider).bind(catalog)
+    decider = cast(Any, Decider).bind(catalog, stores.clock)
     default_alias = str(ModelURI.parse(args.models[0]).alias)
     options = IngressOptions(default_alias, args.edge_batch_size, args.edge_batch_wait_s)
     app: Application = cast(Any, Ingress).bind(scorer, decider, stores, options)

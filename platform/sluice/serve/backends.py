@@ -14,15 +14,20 @@ from typing import Any
 from ray import serve
 
 from sluice.contracts.api import ServedModel
-from sluice.contracts.decisions import Decision, DecisionContext, OfferCatalog
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
+from sluice.contracts.decisions import Decision, DecisionContext
+from sluice.decisioning.catalog import CatalogSource
 from sluice.decisioning.rules import decide
 from sluice.serve.engine import ScoreJob, ScoreOutcome, ScoringEngine
 
 
 class LocalBackend:
-    def __init__(self, engine: ScoringEngine, catalog: OfferCatalog) -> None:
+    def __init__(
+        self, engine: ScoringEngine, catalog: CatalogSource, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.engine = engine
         self.catalog = catalog
+        self.clock = clock
         self.default_alias = engine.default_alias
 
     async def score(self, job: ScoreJob) -> ScoreOutcome:
@@ -39,6 +44,7 @@ class LocalBackend:
             decision_id=decision_id,
             model_name=outcome.model_name,
             model_version=outcome.model_version,
+            now=self.clock.now(),
         )
 
     async def models(self) -> list[ServedModel]:

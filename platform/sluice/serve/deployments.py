@@ -18,8 +18,10 @@ from ray import serve
 
 from sluice.auth.keys import KeyStore
 from sluice.contracts._base import Contract
-from sluice.contracts.decisions import Decision, DecisionContext, OfferCatalog
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
+from sluice.contracts.decisions import Decision, DecisionContext
 from sluice.contracts.propensity import PROPENSITY_V1
+from sluice.decisioning.catalog import CatalogSource
 from sluice.decisioning.rules import decide
 from sluice.registry.registry import Registry
 from sluice.serve.backends import ServeBackend
@@ -41,6 +43,8 @@ class Stores:
     tracking_uri: str
     registry_uri: str | None
     api_keys_file: str
+    clock: Clock = SYSTEM_CLOCK
+    """Business time for decisions, reviews and events (the builder's settings)."""
 
     def settings(self) -> SluiceSettings:
         return SluiceSettings(
@@ -135,8 +139,9 @@ class Scorer:
 class Decider:
     """Next-best-offer rules over the offer catalog (pure; no I/O)."""
 
-    def __init__(self, catalog: OfferCatalog) -> None:
+    def __init__(self, catalog: CatalogSource, clock: Clock) -> None:
         self.catalog = catalog
+        self.clock = clock
 
     async def decide(
         self,
@@ -153,6 +158,7 @@ class Decider:
             decision_id=decision_id,
             model_name=model_name,
             model_version=model_version,
+            now=self.clock.now(),
         )
 
 
@@ -173,8 +179,14 @@ class Ingress:
             scorer, decider, options.default_alias, options.batch_size, options.batch_wait_s
         )
         self.keys = KeyStore(Path(stores.api_keys_file))
+        self.clock = stores.clock
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_api(
-            self.backend, self.keys, PROPENSITY_V1, RayMetrics(), request_id=_request_id
+            self.backend,
+            self.keys,
+            PROPENSITY_V1,
+            RayMetrics(),
+            request_id=_request_id,
+            clock=self.clock,
         )

@@ -7,13 +7,13 @@ Handlers are synchronous (database writes): FastAPI runs them in its thread pool
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures.
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path
 from pydantic import Field
 
 from sluice.contracts._base import Contract
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feedback import IngestResult
 from sluice.errors import NotFoundError
 
@@ -32,21 +32,30 @@ class Unsubscribed(Contract):
     duplicate: bool
 
 
-def add_event_routes(api: FastAPI, events_key: Any, errors: dict[int | str, Any]) -> None:
+def add_event_routes(
+    api: FastAPI, events_key: Any, errors: dict[int | str, Any], clock: Clock = SYSTEM_CLOCK
+) -> None:
     from sluice.channels.unsubscribe import secret
     from sluice.feedback.ingest import ingest, unsubscribe_event
     from sluice.store.db import connect
 
     def post_events(body: RawEvents, _: events_key) -> IngestResult:
         return ingest(
-            connect(), body.events, "api", secret(), check_every_s=GUARDRAIL_CHECK_EVERY_S
+            connect(),
+            body.events,
+            "api",
+            secret(),
+            check_every_s=GUARDRAIL_CHECK_EVERY_S,
+            clock=clock,
         )
 
     def one_click_unsubscribe(
         token: Annotated[str, Path(max_length=1024, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")],
     ) -> Unsubscribed:
-        event = unsubscribe_event(token, datetime.now(UTC).isoformat())
-        result = ingest(connect(), [event], "one-click", secret(), GUARDRAIL_CHECK_EVERY_S)
+        event = unsubscribe_event(token, clock.now().isoformat())
+        result = ingest(
+            connect(), [event], "one-click", secret(), GUARDRAIL_CHECK_EVERY_S, clock=clock
+        )
         if result.rejected:  # a link that was never issued (or a forged one)
             first = result.rejected[0]
             raise NotFoundError(f"token: {first.reason}", field=first.field)

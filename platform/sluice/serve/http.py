@@ -41,6 +41,7 @@ from sluice.contracts.api import (
     decide_request_model,
     score_request_model,
 )
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.decisions import Decision, DecisionContext
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import SluiceError, UnavailableError
@@ -147,6 +148,7 @@ def create_api(
     metrics: ServiceMetrics | None = None,
     request_id: Callable[[], str | None] = lambda: None,
     echo_request_id: bool = True,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
     """The FastAPI app of the decision service. ``request_id`` supplies the host's id
     (Serve's); ``echo_request_id`` adds the ``X-Request-Id`` response header (Serve adds
@@ -285,8 +287,8 @@ def create_api(
             raise UnavailableError("the default model is not loaded yet", field="model")
         return Health(status="ready")
 
-    add_review_routes(api, Annotated[KeyRecord, Depends(require(Scope.ADMIN))])
-    add_event_routes(api, Annotated[KeyRecord, Depends(require(Scope.EVENTS))], ERRORS)
+    add_review_routes(api, Annotated[KeyRecord, Depends(require(Scope.ADMIN))], clock)
+    add_event_routes(api, Annotated[KeyRecord, Depends(require(Scope.EVENTS))], ERRORS, clock)
     api.add_middleware(RequestIds, metrics=metrics, fallback=request_id, echo=echo_request_id)
     return api
 
@@ -295,7 +297,7 @@ def _review_view(item: ReviewItem) -> ReviewView:
     return ReviewView(**item.summary(), message=item.copy())
 
 
-def add_review_routes(api: FastAPI, admin_key: Any) -> None:
+def add_review_routes(api: FastAPI, admin_key: Any, clock: Clock = SYSTEM_CLOCK) -> None:
     """The review queue under ``/v1/admin/reviews`` (admin scope). The handlers are
     synchronous: FastAPI runs them in its thread pool, so an approval's delivery never
     blocks the event loop that serves decisions."""
@@ -307,25 +309,25 @@ def add_review_routes(api: FastAPI, admin_key: Any) -> None:
         status: str = "pending",
         limit: int = Query(default=100, ge=1, le=1000),
     ) -> ReviewList:
-        items = actions.pending(run, None if status == "all" else status, limit)
+        items = actions.pending(run, None if status == "all" else status, limit, clock=clock)
         return ReviewList(items=tuple(_review_view(i) for i in items))
 
     def get_review(review_id: str, _: admin_key) -> ReviewView:
-        return _review_view(actions.show(review_id))
+        return _review_view(actions.show(review_id, clock=clock))
 
     def approve_review(
         review_id: str,
         body: ApproveRequest,
         _: admin_key,
     ) -> ReviewView:
-        return _review_view(actions.approve(review_id, body.by))
+        return _review_view(actions.approve(review_id, body.by, clock=clock))
 
     def reject_review(
         review_id: str,
         body: RejectRequest,
         _: admin_key,
     ) -> ReviewView:
-        return _review_view(actions.reject(review_id, body.by, body.reason))
+        return _review_view(actions.reject(review_id, body.by, body.reason, clock=clock))
 
     api.get(
         "/v1/admin/reviews",

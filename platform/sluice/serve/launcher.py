@@ -80,9 +80,7 @@ def load_config(path: Path, port: int | None = None, host: str | None = None) ->
     try:
         return ServeDeploySchema.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}", field=where) from exc
+        raise ConfigError.invalid(str(path), exc, "config") from exc
 
 
 def deploy(config: Any) -> None:

@@ -8,37 +8,46 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy.engine import Connection
 
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.store.ledger import _insert
 from sluice.store.schema import audit, deliveries, drafts
 
 
+def record_in(
+    conn: Connection, rows: Sequence[dict[str, Any]], new_drafts: dict[str, str], now: datetime
+) -> None:
+    """Insert audit rows and drafts in ``conn``'s transaction, skipping any present."""
+    insert = _insert(conn)
+    if new_drafts:
+        conn.execute(
+            insert(drafts).on_conflict_do_nothing(index_elements=["draft_id"]),
+            [{"draft_id": k, "draft": v, "created_at": now} for k, v in new_drafts.items()],
+        )
+    for i in range(0, len(rows), 2_000):
+        chunk = [{**r, "created_at": now} for r in rows[i : i + 2_000]]
+        conn.execute(
+            insert(audit).on_conflict_do_nothing(index_elements=["run_id", "customer_id"]),
+            chunk,
+        )
+
+
 class AuditStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def record(self, rows: Sequence[dict[str, Any]], new_drafts: dict[str, str]) -> None:
         """Insert audit rows and drafts, skipping any already present."""
         if not rows and not new_drafts:
             return
-        now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            insert = _insert(conn)
-            if new_drafts:
-                conn.execute(
-                    insert(drafts).on_conflict_do_nothing(index_elements=["draft_id"]),
-                    [{"draft_id": k, "draft": v, "created_at": now} for k, v in new_drafts.items()],
-                )
-            for i in range(0, len(rows), 2_000):
-                chunk = [{**r, "created_at": now} for r in rows[i : i + 2_000]]
-                conn.execute(
-                    insert(audit).on_conflict_do_nothing(index_elements=["run_id", "customer_id"]),
-                    chunk,
-                )
+            record_in(conn, rows, new_drafts, self.clock.now())
 
     def settle_review(
         self,
@@ -189,6 +198,7 @@ class AuditStore:
             "sent": int(states.get("sent", 0)),
             "failed": int(states.get("failed", 0)),
             "suppressed_at_send": int(states.get("suppressed", 0)),
+            "expired_at_send": int(states.get("expired", 0)),
             "pending": int(states.get("reserved", 0)),
             "would_send": int(outcomes.get("would_send", 0)),
             "arms": {str(k): int(v) for k, v in by_arm.items()},

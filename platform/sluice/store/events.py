@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, and_, select
 
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feedback import SUPPRESSING, EventType, OutcomeEvent
 from sluice.store.db import utc
 from sluice.store.ledger import _insert
@@ -42,8 +43,9 @@ class EventRow:
 
 
 class EventStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def add(self, items: Sequence[OutcomeEvent], source: str) -> StoredEvents:
         """Store new events (``customer_id`` resolved), skip known ids, suppress at once."""
@@ -60,7 +62,7 @@ class EventStore:
                 unique.append(e)
         accepted: list[str] = []
         created = 0
-        now = datetime.now(UTC)
+        now = self.clock.now()
         with self.engine.begin() as conn:
             insert = _insert(conn)
             for i in range(0, len(unique), CHUNK):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, select, update
 
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feedback import Incident
 from sluice.errors import ConflictError, NotFoundError
 from sluice.store.db import utc
@@ -41,8 +42,9 @@ def _incident(r: Any) -> Incident:
 
 
 class Incidents:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def open_for(self, run_id: str, guardrail: str) -> Incident | None:
         with self.engine.connect() as conn:
@@ -68,7 +70,7 @@ class Incidents:
     ) -> Incident:
         """Open an incident and pause ``arm`` of the campaign, together."""
         incident_id = f"inc-{uuid.uuid4().hex[:12]}"
-        now = datetime.now(UTC)
+        now = self.clock.now()
         with self.engine.begin() as conn:
             conn.execute(
                 incidents.insert().values(
@@ -120,7 +122,7 @@ class Incidents:
             raise ConflictError(
                 f"incident {incident_id} is already {incident.status}", field="incident_id"
             )
-        now = datetime.now(UTC)
+        now = self.clock.now()
         with self.engine.begin() as conn:
             conn.execute(
                 update(incidents)
@@ -133,8 +135,9 @@ class Incidents:
 
 
 class ArmStates:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def paused(self, campaign_id: str) -> dict[str, str | None]:
         """Paused arms of the campaign, with the incident that paused each."""

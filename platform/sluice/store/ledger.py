@@ -6,11 +6,15 @@ recipient's daily frequency cap happen in one transaction, with a conditional up
 ``contact_counts`` (``n = n + 1 WHERE n < cap``), so two campaigns running at once can
 never push a recipient past the cap, on SQLite or PostgreSQL.
 
-Delivering is claim-based: :meth:`Ledger.claim` stamps ``attempt_started_at`` on a
-reserved row (only if no attempt is in flight) and commits before the provider is
-contacted; a definite outcome clears it. After a crash, a reserved row whose stamp is
-still set is *ambiguous* (the provider may or may not have it): it is reconciled, never
-blindly sent again.
+Delivering is claim-based, and a claim is a lease: :meth:`Ledger.claim` stamps
+``attempt_started_at``, the claiming worker (``claim_owner``) and an expiry
+(``lease_until``) on a reserved row with no attempt in flight, and commits before the
+provider is contacted. Only the owner settles the row (sent, failed, released); a
+definite outcome clears the stamp. Nobody touches a live lease. A reserved row whose
+stamp is still set after its lease ran out is *ambiguous* (its worker died or hung after
+the provider may have taken the message): one worker takes it over
+(:meth:`Ledger.take_over`) and reconciles it with the provider; it is never blindly sent
+again.
 """
 
 from __future__ import annotations
@@ -18,17 +22,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.delivery import DeliveryState
 from sluice.store.db import utc
 from sluice.store.schema import arm_states, contact_counts, deliveries, suppressions
 
-RESERVED, SENT, FAILED, DEFERRED, SUPPRESSED = (s.value for s in DeliveryState)
+RESERVED, SENT, FAILED, DEFERRED, SUPPRESSED, EXPIRED = (s.value for s in DeliveryState)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Reservation:
     """Everything needed to send (address, copy, headers): a resumed run needs nothing else."""
     send_after: datetime | None = None
     """Set for deferred messages (quiet hours)."""
+    time_zone: str = "UTC"
+    """The recipient's IANA zone: quiet hours and the cap's day are re-checked in it."""
 
 
 @dataclass
@@ -72,6 +79,11 @@ class DeliveryRow:
     attempt_started_at: datetime | None
     send_after: datetime | None
     provider_message_id: str | None
+    claim_owner: str | None = None
+    lease_until: datetime | None = None
+    offer_id: str | None = None
+    local_day: date | None = None
+    time_zone: str = "UTC"
 
 
 def _insert(conn: Connection) -> Any:
@@ -121,6 +133,31 @@ def _uncount(conn: Connection, customer_id: str, local_day: date) -> None:
     )
 
 
+def _count(conn: Connection, customer_id: str, local_day: date, cap: int | None) -> bool:
+    """Count one more message on the recipient's day, unless ``cap`` is reached."""
+    stmt = _insert(conn)(contact_counts).values(customer_id=customer_id, local_day=local_day, n=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["customer_id", "local_day"],
+        set_={"n": contact_counts.c.n + 1},
+        where=contact_counts.c.n < cap if cap is not None else None,
+    ).returning(contact_counts.c.n)
+    return conn.execute(stmt).first() is not None
+
+
+def _unclaimed(conn: Connection, key: str) -> Any:
+    """(customer id, local day) of ``key`` if it is a reserved row with no attempt in
+    flight, else None."""
+    return conn.execute(
+        select(deliveries.c.customer_id, deliveries.c.local_day).where(
+            and_(
+                deliveries.c.idempotency_key == key,
+                deliveries.c.state == RESERVED,
+                deliveries.c.attempt_started_at.is_(None),
+            )
+        )
+    ).first()
+
+
 def _row(r: Any) -> DeliveryRow:
     return DeliveryRow(
         idempotency_key=r.idempotency_key,
@@ -134,83 +171,96 @@ def _row(r: Any) -> DeliveryRow:
         attempt_started_at=utc(r.attempt_started_at),
         send_after=utc(r.send_after),
         provider_message_id=r.provider_message_id,
+        claim_owner=r.claim_owner,
+        lease_until=utc(r.lease_until),
+        offer_id=r.offer_id,
+        local_day=r.local_day,
+        time_zone=r.time_zone or "UTC",
     )
 
 
+def states_in(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
+    """The ledger state of each key that has a row."""
+    out: dict[str, str] = {}
+    for i in range(0, len(keys), 500):
+        chunk = list(keys[i : i + 500])
+        rows = conn.execute(
+            select(deliveries.c.idempotency_key, deliveries.c.state).where(
+                deliveries.c.idempotency_key.in_(chunk)
+            )
+        )
+        out.update({str(k): str(v) for k, v in rows})
+    return out
+
+
+def reserve_in(
+    conn: Connection, items: Sequence[Reservation], cap: int | None, now: datetime
+) -> ReserveOutcome:
+    """Reserve, in ``conn``'s transaction, every new item that the daily cap allows.
+
+    Every reservation counts on the recipient's day whether its campaign has a cap or
+    not, so capped campaigns see what uncapped ones send; ``cap`` is enforced when given
+    (a conditional upsert, ``n = n + 1 WHERE n < cap``)."""
+    outcome = ReserveOutcome(existing=states_in(conn, [i.idempotency_key for i in items]))
+    fresh = sorted(
+        (i for i in items if i.idempotency_key not in outcome.existing),
+        key=lambda i: (i.customer_id, i.local_day),
+    )
+    for item in fresh:
+        if not _count(conn, item.customer_id, item.local_day, cap):
+            outcome.capped.append(item.idempotency_key)
+            continue
+        deferred = item.send_after is not None and item.send_after > now
+        conn.execute(
+            deliveries.insert().values(
+                idempotency_key=item.idempotency_key,
+                run_id=item.run_id,
+                campaign_id=item.campaign_id,
+                customer_id=item.customer_id,
+                channel=item.channel,
+                transport=item.transport,
+                decision_id=item.decision_id,
+                offer_id=item.offer_id,
+                arm=item.arm,
+                state=DEFERRED if deferred else RESERVED,
+                local_day=item.local_day,
+                send_after=item.send_after,
+                time_zone=item.time_zone,
+                payload=json.dumps(item.payload, default=str),
+                attempts=0,
+                reserved_at=now,
+                updated_at=now,
+            )
+        )
+        (outcome.deferred if deferred else outcome.reserved).append(item.idempotency_key)
+    return outcome
+
+
 class Ledger:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def states(self, keys: Sequence[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
         with self.engine.connect() as conn:
-            for i in range(0, len(keys), 500):
-                chunk = list(keys[i : i + 500])
-                rows = conn.execute(
-                    select(deliveries.c.idempotency_key, deliveries.c.state).where(
-                        deliveries.c.idempotency_key.in_(chunk)
-                    )
-                )
-                out.update({str(k): str(v) for k, v in rows})
-        return out
+            return states_in(conn, keys)
 
     def reserve(
         self, items: Sequence[Reservation], cap: int | None, now: datetime | None = None
     ) -> ReserveOutcome:
         """Reserve every new item that the daily cap allows, in one transaction."""
-        now = now or datetime.now(UTC)
-        outcome = ReserveOutcome(existing=self.states([i.idempotency_key for i in items]))
-        fresh = sorted(
-            (i for i in items if i.idempotency_key not in outcome.existing),
-            key=lambda i: (i.customer_id, i.local_day),
-        )
         with self.engine.begin() as conn:
-            insert = _insert(conn)
-            for item in fresh:
-                if cap is not None:
-                    stmt = insert(contact_counts).values(
-                        customer_id=item.customer_id, local_day=item.local_day, n=1
-                    )
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=["customer_id", "local_day"],
-                        set_={"n": contact_counts.c.n + 1},
-                        where=contact_counts.c.n < cap,
-                    ).returning(contact_counts.c.n)
-                    if conn.execute(stmt).first() is None:
-                        outcome.capped.append(item.idempotency_key)
-                        continue
-                deferred = item.send_after is not None and item.send_after > now
-                conn.execute(
-                    deliveries.insert().values(
-                        idempotency_key=item.idempotency_key,
-                        run_id=item.run_id,
-                        campaign_id=item.campaign_id,
-                        customer_id=item.customer_id,
-                        channel=item.channel,
-                        transport=item.transport,
-                        decision_id=item.decision_id,
-                        offer_id=item.offer_id,
-                        arm=item.arm,
-                        state=DEFERRED if deferred else RESERVED,
-                        local_day=item.local_day,
-                        send_after=item.send_after,
-                        payload=json.dumps(item.payload, default=str),
-                        attempts=0,
-                        reserved_at=now,
-                        updated_at=now,
-                    )
-                )
-                (outcome.deferred if deferred else outcome.reserved).append(item.idempotency_key)
-        return outcome
+            return reserve_in(conn, items, cap, now or self.clock.now())
 
-    def claim(self, key: str, brand: str | None = None) -> bool:
-        """Stamp an attempt on a reserved row with none in flight; False if it is not one.
+    def claim(self, key: str, owner: str, lease: timedelta, brand: str | None = None) -> bool:
+        """Lease a reserved row with no attempt in flight to ``owner`` for ``lease``; False
+        if it is not one (sent, failed, withdrawn, or another worker's attempt).
 
         With ``brand``, a row whose recipient is suppressed (for the brand or globally, on
         its channel or all) or whose campaign arm is paused is not claimed either: the
         check and the stamp are one statement, so a suppression committed before the
         claim always wins (see :meth:`withdraw_blocked`)."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         conditions = [
             deliveries.c.idempotency_key == key,
             deliveries.c.state == RESERVED,
@@ -222,14 +272,89 @@ class Ledger:
             done = conn.execute(
                 update(deliveries)
                 .where(and_(*conditions))
-                .values(attempts=deliveries.c.attempts + 1, attempt_started_at=now, updated_at=now)
+                .values(
+                    attempts=deliveries.c.attempts + 1,
+                    attempt_started_at=now,
+                    claim_owner=owner,
+                    lease_until=now + lease,
+                    updated_at=now,
+                )
+            )
+            return bool(done.rowcount == 1)
+
+    def reschedule(
+        self, key: str, day: date, cap: int | None, send_after: datetime | None = None
+    ) -> str:
+        """The send-time re-check moved a reserved, unclaimed row: to ``day`` (its count
+        on the recipient's cap moves with it, within ``cap``) and, with ``send_after``,
+        back to ``deferred``. Returns ``moved``, ``deferred``, ``capped`` (the new day is
+        full: the row fails, counted nowhere) or ``gone`` (no longer such a row)."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            row = _unclaimed(conn, key)
+            if row is None:
+                return "gone"
+            if row.local_day != day:
+                _uncount(conn, row.customer_id, row.local_day)
+                if not _count(conn, row.customer_id, day, cap):
+                    conn.execute(
+                        update(deliveries)
+                        .where(deliveries.c.idempotency_key == key)
+                        .values(
+                            state=FAILED,
+                            error=f"frequency_cap: {day} already has {cap} message(s)",
+                            updated_at=now,
+                        )
+                    )
+                    return "capped"
+            values: dict[str, Any] = {"local_day": day, "updated_at": now}
+            if send_after is not None:
+                values.update(state=DEFERRED, send_after=send_after)
+            conn.execute(
+                update(deliveries).where(deliveries.c.idempotency_key == key).values(**values)
+            )
+            return "deferred" if send_after is not None else "moved"
+
+    def expire(self, key: str, reason: str) -> bool:
+        """A reserved, unclaimed row whose offer ended: it will never be sent, and no
+        longer counts against the recipient's cap."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            row = _unclaimed(conn, key)
+            if row is None:
+                return False
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.idempotency_key == key)
+                .values(state=EXPIRED, error=reason, updated_at=now)
+            )
+            _uncount(conn, row.customer_id, row.local_day)
+            return True
+
+    def take_over(self, key: str, owner: str, lease: timedelta) -> bool:
+        """Take an interrupted attempt whose lease ran out, to reconcile it; False while
+        the lease is live (its worker may be talking to the provider right now) or once
+        the row is settled."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(deliveries)
+                .where(
+                    and_(
+                        deliveries.c.idempotency_key == key,
+                        deliveries.c.state == RESERVED,
+                        deliveries.c.attempt_started_at.is_not(None),
+                        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+                    )
+                )
+                .values(claim_owner=owner, lease_until=now + lease, updated_at=now)
             )
             return bool(done.rowcount == 1)
 
     def withdraw_blocked(self, key: str, brand: str) -> str | None:
         """If the reserved row is blocked by a suppression or a paused arm, withdraw it
         (state ``suppressed``, no longer counted against the cap) and say why."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(
@@ -256,51 +381,75 @@ class Ledger:
             _uncount(conn, row.customer_id, row.local_day)
             return reason
 
-    def release(self, key: str, error: str) -> None:
-        """The attempt definitely did not reach the provider: the row may be tried again."""
-        self._set(key, state=RESERVED, attempt_started_at=None, error=error)
+    def release(self, key: str, error: str, owner: str | None = None) -> bool:
+        """The attempt definitely did not reach the provider: the row may be tried again.
+        With ``owner``, only while that worker still holds the lease."""
+        return self._settle(
+            key, owner, state=RESERVED, attempt_started_at=None, lease_until=None, error=error
+        )
 
-    def mark_sent(self, key: str, provider_message_id: str) -> None:
-        self._set(
+    def mark_sent(self, key: str, provider_message_id: str, owner: str | None = None) -> bool:
+        return self._settle(
             key,
+            owner,
             state=SENT,
             attempt_started_at=None,
+            lease_until=None,
             provider_message_id=provider_message_id,
             error=None,
         )
 
-    def mark_failed(self, key: str, error: str, delivered_maybe: bool = False) -> None:
+    def mark_failed(
+        self, key: str, error: str, delivered_maybe: bool = False, owner: str | None = None
+    ) -> bool:
         """A terminal failure. Unless the provider may have the message after all
         (``delivered_maybe``), the send no longer counts against the daily cap."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(deliveries.c.customer_id, deliveries.c.local_day, deliveries.c.state).where(
                     deliveries.c.idempotency_key == key
                 )
             ).first()
-            conn.execute(
+            done = conn.execute(
                 update(deliveries)
-                .where(deliveries.c.idempotency_key == key)
-                .values(state=FAILED, attempt_started_at=None, error=error, updated_at=now)
+                .where(and_(deliveries.c.idempotency_key == key, *self._held(owner)))
+                .values(
+                    state=FAILED,
+                    attempt_started_at=None,
+                    lease_until=None,
+                    error=error,
+                    updated_at=now,
+                )
             )
+            if done.rowcount != 1:
+                return False
             if row is not None and row.state != FAILED and not delivered_maybe:
                 _uncount(conn, row.customer_id, row.local_day)
+            return True
 
     def mark_suppressed(self, key: str, reason: str) -> None:
-        self._set(key, state=SUPPRESSED, attempt_started_at=None, error=reason)
+        self._settle(key, None, state=SUPPRESSED, attempt_started_at=None, error=reason)
 
-    def _set(self, key: str, **values: Any) -> None:
+    @staticmethod
+    def _held(owner: str | None) -> list[Any]:
+        """Conditions that the row is still ``owner``'s attempt (none without an owner)."""
+        if owner is None:
+            return []
+        return [deliveries.c.claim_owner == owner, deliveries.c.state == RESERVED]
+
+    def _settle(self, key: str, owner: str | None, **values: Any) -> bool:
         with self.engine.begin() as conn:
-            conn.execute(
+            done = conn.execute(
                 update(deliveries)
-                .where(deliveries.c.idempotency_key == key)
-                .values(updated_at=datetime.now(UTC), **values)
+                .where(and_(deliveries.c.idempotency_key == key, *self._held(owner)))
+                .values(updated_at=self.clock.now(), **values)
             )
+            return bool(done.rowcount == 1)
 
     def promote_due(self, run_id: str, now: datetime | None = None) -> int:
         """Deferred rows whose time has come become reserved again."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock.now()
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(deliveries)

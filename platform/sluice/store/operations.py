@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
 
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.store.db import utc
 from sluice.store.schema import operations
 
@@ -23,8 +24,9 @@ class Operation:
 
 
 class OperationsLog:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def record(self, kind: str, subject: str, actor: str, detail: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
@@ -34,7 +36,7 @@ class OperationsLog:
                     subject=subject,
                     actor=actor,
                     detail=json.dumps(detail, default=str, sort_keys=True),
-                    at=datetime.now(UTC),
+                    at=self.clock.now(),
                 )
             )
 

@@ -13,19 +13,23 @@ import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Engine, and_, false, select, update
+from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy.engine import Connection
 
 from sluice.contracts.api import VISIBLE
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.errors import ConflictError, InputError, NotFoundError
 from sluice.store.db import utc
 from sluice.store.ledger import _insert
 from sluice.store.schema import reviews
 
 PENDING, APPROVED, REJECTED, EXPIRED = "pending", "approved", "rejected", "expired"
+APPROVAL_LEASE = timedelta(minutes=5)
+"""How long an approval holds its item while its message is gated, booked and sent."""
 
 
 def encode_row(table: pa.Table) -> str:
@@ -58,6 +62,8 @@ class ReviewItem:
     result: str | None
     expires_at: datetime
     created_at: datetime
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
 
     def table(self) -> pa.Table:
         return decode_row(self.message)
@@ -74,28 +80,34 @@ class ReviewItem:
         return {
             k: (v.isoformat() if isinstance(v, datetime) else v)
             for k, v in self.__dict__.items()
-            if k != "message"
+            if k not in ("message", "lease_owner", "lease_until")
         }
 
 
+def enqueue_in(conn: Connection, items: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Queue items in ``conn``'s transaction; ones already queued are kept as they are."""
+    if items:
+        conn.execute(
+            _insert(conn)(reviews).on_conflict_do_nothing(index_elements=["review_id"]),
+            [{"status": PENDING, "created_at": now, **i} for i in items],
+        )
+
+
 class ReviewQueue:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def enqueue(self, items: Sequence[dict[str, Any]]) -> None:
         """Queue items (dicts of the table's columns); ones already queued are kept as is."""
         if not items:
             return
-        now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            conn.execute(
-                _insert(conn)(reviews).on_conflict_do_nothing(index_elements=["review_id"]),
-                [{"status": PENDING, "created_at": now, **i} for i in items],
-            )
+            enqueue_in(conn, items, self.clock.now())
 
     def _item(self, row: Any) -> ReviewItem:
         data = dict(row._mapping)
-        for k in ("decided_at", "expires_at", "created_at"):
+        for k in ("decided_at", "expires_at", "created_at", "lease_until"):
             data[k] = utc(data[k])
         return ReviewItem(**data)
 
@@ -119,7 +131,7 @@ class ReviewQueue:
 
     def expire(self, now: datetime | None = None) -> int:
         """Close every pending item whose review window is over."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock.now()
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(reviews)
@@ -129,31 +141,59 @@ class ReviewQueue:
         return int(done.rowcount or 0)
 
     def decide(
-        self, review_id: str, status: str, by: str, note: str | None, result: str | None
+        self,
+        review_id: str,
+        status: str,
+        by: str,
+        note: str | None,
+        result: str | None,
+        lease: timedelta = APPROVAL_LEASE,
     ) -> ReviewItem:
-        """Record a person's decision on a pending item; a decided item stays decided
-        (an approval whose delivery was interrupted may be given again, to finish it)."""
+        """Record a person's decision on a pending item, inside its review window.
+
+        Single winner: the first decision takes the item. An approval holds a lease while
+        its message goes through the gates and the ledger; if that approval is
+        interrupted (the lease runs out with no result), approving again finishes it. An
+        item whose window is over is refused whatever its history."""
         if not re.search(VISIBLE, by):
             raise InputError("--by: say who decides", field="by")
-        now = datetime.now(UTC)
-        resumable = (
-            and_(reviews.c.status == APPROVED, reviews.c.result.is_(None))
-            if status == APPROVED
-            else false()
-        )
+        now = self.clock.now()
+        values: dict[str, Any] = {
+            "status": status,
+            "decided_by": by,
+            "decided_at": now,
+            "note": note,
+            "result": result,
+        }
+        takeable = reviews.c.status == PENDING
+        if status == APPROVED:
+            interrupted = and_(
+                reviews.c.status == APPROVED,
+                reviews.c.result.is_(None),
+                or_(reviews.c.lease_until.is_(None), reviews.c.lease_until <= now),
+            )
+            takeable = or_(takeable, interrupted)
+            values.update(lease_until=now + lease)
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(reviews)
-                .where(
-                    and_(
-                        reviews.c.review_id == review_id,
-                        (reviews.c.status == PENDING) | resumable,
-                    )
-                )
-                .values(status=status, decided_by=by, decided_at=now, note=note, result=result)
+                .where(and_(reviews.c.review_id == review_id, reviews.c.expires_at > now, takeable))
+                .values(**values)
             )
         if not done.rowcount:
             item = self.get(review_id)
+            if item.status == PENDING or (item.status == APPROVED and item.result is None):
+                if item.expires_at <= now:
+                    self.expire(now)
+                    raise ConflictError(
+                        f"review_id: {review_id} is already expired "
+                        f"(its window closed at {item.expires_at.isoformat()})",
+                        field="review_id",
+                    )
+                raise ConflictError(
+                    f"review_id: {review_id} is being approved by {item.decided_by} right now",
+                    field="review_id",
+                )
             raise ConflictError(
                 f"review_id: {review_id} is already {item.status}"
                 + (f" by {item.decided_by}" if item.decided_by else ""),
@@ -165,5 +205,7 @@ class ReviewQueue:
         """What became of an approved item (reserved, deferred, rejected by a gate...)."""
         with self.engine.begin() as conn:
             conn.execute(
-                update(reviews).where(reviews.c.review_id == review_id).values(result=result)
+                update(reviews)
+                .where(reviews.c.review_id == review_id)
+                .values(result=result, lease_until=None)
             )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.errors import ConflictError
 from sluice.store.db import utc
 from sluice.store.schema import runs
@@ -34,8 +35,9 @@ def spec_digest(spec: dict[str, Any]) -> str:
 
 
 class Runs:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def get(self, run_id: str) -> RunRecord | None:
         with self.engine.connect() as conn:
@@ -50,7 +52,7 @@ class Runs:
             r.status,
             json.loads(r.funnel) if r.funnel else None,
             json.loads(r.context) if r.context else {},
-            utc(r.started_at) or datetime.now(UTC),
+            utc(r.started_at) or self.clock.now(),
             utc(r.finished_at),
         )
 
@@ -84,7 +86,7 @@ class Runs:
                     .values(status="running", finished_at=None)
                 )
             return self.get(run_id) or existing
-        now = datetime.now(UTC)
+        now = self.clock.now()
         with self.engine.begin() as conn:
             conn.execute(
                 runs.insert().values(
@@ -107,5 +109,5 @@ class Runs:
             conn.execute(
                 update(runs)
                 .where(runs.c.run_id == run_id)
-                .values(status=status, funnel=json.dumps(funnel), finished_at=datetime.now(UTC))
+                .values(status=status, funnel=json.dumps(funnel), finished_at=self.clock.now())
             )

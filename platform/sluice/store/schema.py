@@ -57,6 +57,9 @@ deliveries = Table(
     Column("provider_message_id", String(256)),
     Column("attempts", Integer, nullable=False, default=0),
     Column("attempt_started_at", DateTime(timezone=True)),
+    Column("claim_owner", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("time_zone", String(64)),
     Column("error", Text),
     Column("reserved_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -147,6 +150,8 @@ reviews = Table(
     Column("result", String(64)),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
     Index("ix_reviews_status", "status", "run_id"),
 )
 """Messages waiting for a person (``pending``) and what became of them (``approved``,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine, and_, delete, or_, select
 
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.store.schema import suppressions
 
 ANY = "*"
@@ -28,8 +28,9 @@ class Suppression:
 
 
 class Suppressions:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
+        self.clock = clock
 
     def add(
         self,
@@ -62,7 +63,7 @@ class Suppressions:
                     brand=brand,
                     reason=reason,
                     source=source,
-                    created_at=datetime.now(UTC),
+                    created_at=self.clock.now(),
                 )
             )
             return True
