@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/sluice bench online --seconds 30 --concurrency 8
 	$(BIN)/sluice bench gates --messages 100000
 	$(BIN)/sluice bench campaign --customers 1000000 --dry-run
+	$(BIN)/sluice bench crash --kills 20
 	$(BIN)/sluice bench llm
 
 clean:

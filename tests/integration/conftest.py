@@ -19,6 +19,12 @@ SMTP_PASSWORD = secrets.token_urlsafe(16)
 """The password of the authenticating relay in the campaign tests."""
 
 
+@pytest.fixture(scope="session")
+def relay_password() -> tuple[str, str]:
+    """(variable, password) of the authenticating relay, as the cluster's workers see it."""
+    return SMTP_PASSWORD_ENV, SMTP_PASSWORD
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

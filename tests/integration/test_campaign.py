@@ -163,11 +163,15 @@ def test_quiet_hours_defer_instead_of_dropping(
 
 
 def test_an_authenticated_relay_gets_the_campaign_through_the_coordinator(
-    champion: VersionInfo, synth_dir: Path, features_dir: Path, tmp_path: Path
+    champion: VersionInfo,
+    synth_dir: Path,
+    features_dir: Path,
+    tmp_path: Path,
+    relay_password: tuple[str, str],
 ) -> None:
     """The relay requires AUTH; the password is read where the run delivers (the
     coordinator actor's environment), never carried in the spec or an actor argument."""
-    from tests.integration.conftest import SMTP_PASSWORD, SMTP_PASSWORD_ENV
+    SMTP_PASSWORD_ENV, SMTP_PASSWORD = relay_password
 
     relay = MailSink(tmp_path / "relay", credentials=("sluice", SMTP_PASSWORD)).start()
     try:

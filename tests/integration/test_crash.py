@@ -122,6 +122,9 @@ def test_sigkill_coordinator_and_driver_during_delivery_sends_each_message_exact
                 "port": slow_sink.smtp_port,
                 "reconcile_url": slow_sink.status_url,
                 "concurrency": 4,
+                # A killed coordinator's claims are leases; a short relay timeout keeps
+                # them short (a minute), so the final resume reconciles them soon.
+                "timeout_s": 5,
             }
         },
         "gates": {"frequency_cap": {"per_day": 2}, "quiet_hours": None},

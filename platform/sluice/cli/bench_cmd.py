@@ -154,6 +154,56 @@ def campaign(
     emit_json(asdict(r))
 
 
+@app.command("crash")
+def crash(
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="The database to run on (default: SQLite in the scratch directory)."),
+    ] = None,
+    kills: Annotated[int, typer.Option(min=1, max=1_000, help="SIGKILLs to deal.")] = 20,
+    customers: Annotated[int, typer.Option(min=200, help="Size of the audience.")] = 2_000,
+    seed: Annotated[int, typer.Option(help="Seed of the kill schedule.")] = 7,
+    workdir: Annotated[Path | None, typer.Option(help="Scratch directory (replaced).")] = None,
+) -> None:
+    """SIGKILL a campaign's driver, coordinator and approvals at random, then compare what
+    the SMTP server received with an independent oracle: duplicates and lost must be 0."""
+    from sluice.bench.crash import run_crash_bench
+
+    work = _workdir(workdir, "crash")
+    r = run_crash_bench(
+        work, customers, kills, database_url or f"sqlite:///{work / 'crash.db'}", seed
+    )
+    console.print(
+        table(
+            f"Crash bench on {r.database}: {r.kills} kills in {r.seconds} s",
+            ["", "count"],
+            [
+                *[[f"kills of the {k}", n] for k, n in sorted(r.by_target.items())],
+                *[[f"kills during {k}", n] for k, n in sorted(r.by_phase.items())],
+                ["expected recipients (oracle)", r.expected],
+                ["recipients reached", r.received],
+                ["review items approved", r.reviewed],
+                ["duplicates", r.duplicates],
+                ["lost", r.lost],
+            ],
+        )
+    )
+    emit_json(
+        {
+            "kills": r.kills,
+            "expected": r.expected,
+            "received": r.received,
+            "duplicates": r.duplicates,
+            "lost": r.lost,
+            "unexpected": r.unexpected,
+            "database": r.database,
+            "seconds": r.seconds,
+        }
+    )
+    if r.duplicates or r.lost or r.unexpected:
+        raise typer.Exit(1)
+
+
 @app.command("gates")
 def gates(
     messages: Annotated[int, typer.Option(min=1_000, help="Drafts through the chain.")] = 100_000,

@@ -319,7 +319,7 @@ class CoordinatorCore:
         if self.dry_run:
             return {}
         promoted = self.ledger.promote_due(self.run_id, self.clock.now())
-        counts = Counter(self.deliverer.deliver(self.ledger.pending(self.run_id)))
+        counts = self.deliverer.drain(lambda: self.ledger.pending(self.run_id))
         counts["promoted"] = promoted
         return dict(counts)
 

@@ -29,6 +29,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -97,6 +98,28 @@ class Deliverer:
         ]
         outcome: Counter[str] = Counter(f.result() for f in futures)
         return outcome
+
+    def drain(self, fetch: Callable[[], list[DeliveryRow]]) -> Counter[str]:
+        """Deliver the rows ``fetch`` returns until none is left that this deliverer can
+        settle. Rows under another worker's live lease (a worker that died mid-send, or
+        one still sending) are waited for until the lease runs out, at most one lease
+        period past now, and then reconciled; whatever is still held then is left for a
+        later resume and counted ``busy``."""
+        total: Counter[str] = Counter()
+        deadline = time.monotonic() + self.policy.lease.total_seconds() + 5
+        while True:
+            done = self.deliver(fetch())
+            busy = done.pop("busy", 0)
+            total.update(done)
+            if not busy:
+                return total
+            held = [r.lease_until for r in fetch() if r.lease_until is not None]
+            left = deadline - time.monotonic()
+            if not held or left <= 0:
+                total["busy"] = busy
+                return total
+            wait = (min(held) - self.ledger.clock.now()).total_seconds()
+            time.sleep(min(max(wait, 0.0) + 0.25, left))
 
     def _isolated(self, row: DeliveryRow) -> str:
         if row.channel in self.down:

@@ -96,16 +96,17 @@ def make_transports(
 
 def lease_for(spec: CampaignSpec) -> timedelta:
     """A delivery lease longer than any one attempt on the spec's channels can take
-    (connect, send, the provider's reply, a transport's own retries), so that a live
-    attempt's lease never runs out under it; two minutes at least."""
+    (connect, the SMTP exchange and the relay's reply each bounded by ``timeout_s``; a
+    webhook's own retries with their backoff), with half as much again to spare, and a
+    minute at least: a live attempt's lease never runs out under it."""
     longest = 0.0
     for cfg in spec.channels.values():
         if isinstance(cfg, SmtpChannel):
-            longest = max(longest, 4 * cfg.timeout_s)
+            longest = max(longest, 3 * cfg.timeout_s)
         elif isinstance(cfg, WebhookChannel):
             backoff = sum(cfg.backoff_s * 2**k for k in range(cfg.max_attempts))
             longest = max(longest, cfg.max_attempts * cfg.timeout_s + backoff)
-    return timedelta(seconds=max(120.0, 2 * longest))
+    return timedelta(seconds=max(60.0, 1.5 * longest))
 
 
 def concurrency(spec: CampaignSpec, channel: str) -> int:

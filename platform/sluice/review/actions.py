@@ -47,16 +47,18 @@ def approve(
     from sluice.channels.unsubscribe import secret
     from sluice.coordinator.core import CoordinatorCore
     from sluice.coordinator.reviewed import release_reviewed
+    from sluice.coordinator.transports import lease_for
     from sluice.errors import NotFoundError
 
     engine = connect(database_url)
     queue = ReviewQueue(engine, clock)
     queue.expire()
-    item = queue.decide(review_id, APPROVED, by, None, None)
-    run = Runs(engine).get(item.run_id)
+    run = Runs(engine).get(queue.get(review_id).run_id)
     if run is None:
-        raise NotFoundError(f"review_id: run {item.run_id} is not recorded", field="review_id")
+        raise NotFoundError(f"review_id: the run of {review_id} is not recorded", field="review_id")
     spec = CampaignSpec.model_validate(run.spec)
+    # The approval holds the item as long as one delivery attempt may take.
+    item = queue.decide(review_id, APPROVED, by, None, None, lease=lease_for(spec))
     decision_date = date.fromisoformat(run.context["decision_date"])
     core = CoordinatorCore(
         item.run_id, spec, False, database_url, secret(), decision_date, clock=clock
