@@ -35,7 +35,7 @@ def world(root: Path, as_of: date) -> tuple[Path, Path]:
     """A small synthetic base as of ``as_of``: its audience features and customers."""
     cal = SynthCalendar(as_of)
     data = root / "data"
-    synthesize(SynthConfig(customers=4_000, end=cal.history_end, seed=19, chunk_size=4_000), data)
+    synthesize(SynthConfig(customers=2_500, end=cal.history_end, seed=19, chunk_size=2_500), data)
     c = day_us(cal.score_cutoff)
     built = build_features(load_synthetic(data, c, c + 90 * US_PER_DAY), cal.score_cutoff)
     pq.write_table(built.table, root / "audience.parquet")

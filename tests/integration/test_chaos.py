@@ -18,9 +18,10 @@ from sluice.bench.crash import run_crash_bench
 def test_twenty_kills_lose_nothing_and_send_nothing_twice(
     database_url: str, tmp_path: Path
 ) -> None:
-    report = run_crash_bench(tmp_path / "crash", 1_500, 20, database_url, seed=11)
+    report = run_crash_bench(tmp_path / "crash", 800, 20, database_url, seed=11)
     assert report.kills >= 20, report
-    assert report.expected > 500 and report.reviewed > 0, report
+    assert report.expected > 300 and report.reviewed > 0, report
     assert report.duplicates == 0 and report.lost == 0 and report.unexpected == 0, report
     assert report.received == report.expected
-    assert len(report.by_phase) >= 3, report.by_phase
+    # Every phase was hit: before delivery, during booking and delivery, in approvals.
+    assert set(report.by_phase) == {"candidates-copy", "booking-delivery", "approval"}, report

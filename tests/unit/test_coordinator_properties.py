@@ -211,3 +211,23 @@ def test_no_recipient_exceeds_the_cap_across_zones_dst_and_two_campaigns(
         # Everyone got their first message: the cap limits, it does not starve.
         assert {cid for cid, _ in per_day} == {p["customer_id"] for p in people}
         dispose_all()
+
+
+def test_a_customer_twice_in_a_batch_gets_one_message_and_the_batch_goes_on() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        url = f"sqlite:///{root / 'db.sqlite'}"
+        people = [
+            {"customer_id": "c1", "channel": "email"},
+            {"customer_id": "c2", "channel": "email"},
+            {"customer_id": "c1", "channel": "sms"},  # the same customer again
+        ]
+        core = CoordinatorCore(
+            "run-d", spec(root, "dupes", cap=None), False, url, b"k", SYSTEM_CLOCK.today()
+        )
+        counts = core.submit(candidates(people, "run-d"))
+        core.close()
+        dispose_all()
+        assert counts["duplicate"] == 1
+        sent = sorted((m["customer_id"], m["channel"]) for m in delivered(root, "run-d"))
+        assert sent == [("c1", "email"), ("c2", "email")]

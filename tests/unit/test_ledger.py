@@ -223,3 +223,11 @@ def test_a_batch_is_booked_in_one_transaction_or_not_at_all(database_url: str) -
     record = AuditStore(engine).record_of("run-a", "c1")
     assert record is not None and record["outcome"] == "reserved"
     assert [i.review_id for i in ReviewQueue(engine).list("run-a")] == ["k2"]
+
+
+def test_an_uncapped_campaign_still_counts_on_the_recipients_day(database_url: str) -> None:
+    """A campaign without a cap is not invisible to the ones with one."""
+    ledger = Ledger(connect(database_url))
+    assert ledger.reserve([res("u1", "c1", "run-u")], cap=None).reserved == ["u1"]
+    assert ledger.contacts("c1") == {DAY: 1}
+    assert ledger.reserve([res("k1", "c1", "run-k")], cap=1).capped == ["k1"]

@@ -24,19 +24,25 @@ import random
 import re
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
-from sluice.errors import ConflictError
+from sluice.bench.children import (
+    Approvers,
+    Proc,
+    approve_the_rest,
+    child_env,
+    coordinator_pid,
+    finish,
+    mail_seen,
+    wait_for_mail,
+)
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CATALOG = {
@@ -96,8 +102,8 @@ def expected_recipients(features: Path, customers: Path) -> set[str]:
     }
 
 
-def write_inputs(work: Path, customers: int, sink_port: int, status_url: str) -> Path:
-    """A synthetic base as of today, its audience features, and the campaign spec."""
+def write_inputs(work: Path, customers: int) -> None:
+    """A synthetic base as of today, its training and audience features, the catalog."""
     from sluice.data import SynthCalendar, SynthConfig, synthesize
     from sluice.data.population import US_PER_DAY, day_us
     from sluice.features import build_features, load_synthetic
@@ -111,6 +117,12 @@ def write_inputs(work: Path, customers: int, sink_port: int, status_url: str) ->
         built = build_features(load_synthetic(data, c, c + 90 * US_PER_DAY), cutoff)
         pq.write_table(built.table, work / f"{name}.parquet")
     (work / "catalog.yaml").write_text(yaml.safe_dump(CATALOG, sort_keys=False))
+
+
+def write_spec(work: Path, sink_port: int, status_url: str, review_below: float) -> Path:
+    """The campaign: one email offer for everyone; scores under ``review_below`` wait
+    for a person."""
+    data = work / "data"
     spec = {
         "campaign_id": "crash-bench",
         "name": "Crash bench",
@@ -132,7 +144,7 @@ def write_inputs(work: Path, customers: int, sink_port: int, status_url: str) ->
             "brand_safety": None,
             "quiet_hours": None,
             "frequency_cap": {"per_day": 1},
-            "confidence": {"score_band": [0.0, 0.04]},  # the least likely wait for a person
+            "confidence": {"score_band": [0.0, review_below]},
         },
         "holdout_pct": 0,
         "batch_size": 100,
@@ -140,81 +152,6 @@ def write_inputs(work: Path, customers: int, sink_port: int, status_url: str) ->
     path = work / "crash.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
-
-
-class Proc:
-    """A ``python -m sluice ...`` child process, logged, killable."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sluice", *args], env=env, stdout=self.log, stderr=self.log
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.wait(30)
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self.log.close()
-
-
-def coordinator_pid(run_id: str) -> int | None:
-    import ray
-
-    from sluice.coordinator.actor import NAMESPACE, actor_name
-
-    api: Any = ray
-    try:
-        actor = api.get_actor(actor_name(run_id), namespace=NAMESPACE)
-        return int(api.get(actor.pid.remote(), timeout=10))
-    except (ValueError, ray.exceptions.RayError):
-        return None
-
-
-class Approvers:
-    """People approving review items, one process per decision, in a background thread;
-    :meth:`kill` SIGKILLs the one in flight."""
-
-    def __init__(self, run_id: str, database_url: str, env: dict[str, str], log: Path) -> None:
-        self.run_id, self.database_url, self.env, self.log = run_id, database_url, env, log
-        self.current: Proc | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        from sluice.store.db import connect
-        from sluice.store.reviews import ReviewQueue
-
-        queue = ReviewQueue(connect(self.database_url))
-        while not self.stop.is_set():
-            items = queue.list(self.run_id, limit=5)
-            if not items:
-                self.stop.wait(0.3)
-                continue
-            for item in items:
-                if self.stop.is_set():
-                    return
-                self.current = Proc(
-                    ["review", "approve", item.review_id, "--by", "crash-bench"],
-                    self.env,
-                    self.log,
-                )
-                self.current.wait(120)
-                self.current = None
-
-    def kill(self) -> bool:
-        proc = self.current
-        if proc is None or not proc.alive():
-            return False
-        proc.kill()
-        return True
 
 
 def run_crash_bench(
@@ -238,15 +175,18 @@ def run_crash_bench(
     settings = SluiceSettings(home=work / "home", database_url=database_url)
     sink = MailSink(work / "mail", reply_delay_s=0.03).start()
     try:
-        spec = write_inputs(work, customers, sink.smtp_port, sink.status_url)
+        write_inputs(work, customers)
         registry = Registry(settings)
-        model = registry.register(
-            train(work / "train.parquet", config=TrainConfig(num_boost_round=40))
-        )
+        trained = train(work / "train.parquet", config=TrainConfig(num_boost_round=40))
+        model = registry.register(trained)
         registry.promote(model.version, by="crash-bench")
+        # The least likely tenth of the audience waits for a person.
+        checked = trained.contract.validate_batch(pq.read_table(work / "audience.parquet"))
+        review_below = float(np.quantile(trained.booster.predict(checked.matrix), 0.1))
+        spec = write_spec(work, sink.smtp_port, sink.status_url, review_below)
         ensure_ray()
         env = {
-            **_base_env(),
+            **child_env(),
             "SLUICE_HOME": str(settings.home_dir),
             "SLUICE_DATABASE_URL": database_url,
             "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
@@ -256,25 +196,36 @@ def run_crash_bench(
         rng = random.Random(seed)
         by_target: Counter[str] = Counter()
         by_phase: Counter[str] = Counter()
-        engine = connect(database_url)
         approvers = Approvers(run_id, database_url, env, work / "approvers.log")
         approvers.thread.start()
         campaign = ["campaign", "run", str(spec), "--run-id", run_id, "--no-progress"]
         driver = Proc(campaign, env, log)
         racers: list[Proc] = []
+        mail_at_start, started = mail_seen(sink), time.monotonic()
+        to_first_mail: float | None = None
         done = 0
         while done < kills:
-            time.sleep(rng.uniform(0.5, 4.0))
+            fresh = mail_seen(sink) == mail_at_start
+            if fresh and rng.random() < 0.3:
+                # Before this driver delivers anything: start-up, candidates, copy.
+                time.sleep(rng.uniform(0.5, to_first_mail or 10.0))
+            else:
+                wait_for_mail(sink, rng.randint(5, 40), driver, 60)
+            if to_first_mail is None and mail_seen(sink) > 0:
+                to_first_mail = time.monotonic() - started
             if not driver.alive():
                 if driver.wait(5) == 0 and done >= kills // 2:
                     break  # the run finished; later kills would find nothing to kill
                 driver = Proc(campaign, env, log)
+                mail_at_start = mail_seen(sink)
                 continue
-            phase = _phase(engine, run_id)
+            phase = "candidates-copy" if mail_seen(sink) == mail_at_start else "booking-delivery"
             if not racers and rng.random() < 0.15:
                 # A second driver resumes the same run id while the first is running.
                 racers.append(Proc(campaign, env, work / "racer.log"))
-            target = rng.choice(["driver", "coordinator", "both", "approval"])
+            target = rng.choices(
+                ["coordinator", "driver", "both", "approval"], weights=[6, 1.5, 1, 1.5]
+            )[0]
             if target == "approval" and not approvers.kill():
                 continue
             if target in ("coordinator", "both"):
@@ -287,19 +238,20 @@ def run_crash_bench(
             if target in ("driver", "both"):
                 driver.kill()
                 driver = Proc(campaign, env, log)
+                mail_at_start = mail_seen(sink)
             done += 1
             by_target[target] += 1
             by_phase["approval" if target == "approval" else phase] += 1
-        _finish(driver, campaign, env, log)
+        finish(driver, campaign, env, log)
         for racer in racers:
-            _finish(racer, campaign, env, work / "racer.log")
+            finish(racer, campaign, env, work / "racer.log")
         approvers.stop.set()
         approvers.thread.join(timeout=150)
         # What still waits for a person is approved now, and approvals that were killed
         # are finished once their lease is over; then one more resume settles whatever
         # a killed coordinator or approval left under a lease.
-        _approve_the_rest(run_id, database_url)
-        _finish(Proc(campaign, env, log), campaign, env, log)
+        approve_the_rest(run_id, database_url)
+        finish(Proc(campaign, env, log), campaign, env, log)
         reviewed = len(ReviewQueue(connect(database_url)).list(run_id, None, 100_000))
         expected = expected_recipients(work / "audience.parquet", work / "data/customers.parquet")
         got = Counter(
@@ -322,53 +274,8 @@ def run_crash_bench(
             unexpected=len(set(got) - expected),
             reviewed=reviewed,
             seconds=round(time.perf_counter() - started, 1),
-            database=engine.dialect.name,
+            database=connect(database_url).dialect.name,
             lost_sample=lost[:10],
         )
     finally:
         sink.stop()
-
-
-def _approve_the_rest(run_id: str, database_url: str, patience_s: float = 300) -> None:
-    from sluice.review import actions
-    from sluice.store.db import connect
-    from sluice.store.reviews import APPROVED, PENDING, ReviewQueue
-
-    queue = ReviewQueue(connect(database_url))
-    deadline = time.monotonic() + patience_s
-    while time.monotonic() < deadline:
-        waiting = [
-            i
-            for i in queue.list(run_id, None, 100_000)
-            if i.status == PENDING or (i.status == APPROVED and i.result is None)
-        ]
-        if not waiting:
-            return
-        for item in waiting:
-            with contextlib.suppress(ConflictError):  # an interrupted one, lease still live
-                actions.approve(item.review_id, "crash-bench", database_url)
-        time.sleep(1.0)
-    raise RuntimeError("review items were still waiting after the bench's patience ran out")
-
-
-def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-
-
-def _phase(engine: Any, run_id: str) -> str:
-    """Where the run is: candidates/copy (nothing booked yet) or delivery."""
-    from sluice.store.ledger import Ledger
-
-    counts = Ledger(engine).counts(run_id)
-    if not counts:
-        return "candidates-copy"
-    return "delivery" if counts.get("sent") else "booking"
-
-
-def _finish(driver: Proc, campaign: list[str], env: dict[str, str], log: Path) -> None:
-    """Let the run finish; a driver killed at the very end is simply started again."""
-    for _ in range(3):
-        if driver.wait(900) == 0:
-            return
-        driver = Proc(campaign, env, log)
-    raise RuntimeError(f"the campaign run did not finish; see {log}")

@@ -97,8 +97,8 @@ def make_transports(
 def lease_for(spec: CampaignSpec) -> timedelta:
     """A delivery lease longer than any one attempt on the spec's channels can take
     (connect, the SMTP exchange and the relay's reply each bounded by ``timeout_s``; a
-    webhook's own retries with their backoff), with half as much again to spare, and a
-    minute at least: a live attempt's lease never runs out under it."""
+    webhook's own retries with their backoff), with half as much again to spare, and
+    half a minute at least: a live attempt's lease never runs out under it."""
     longest = 0.0
     for cfg in spec.channels.values():
         if isinstance(cfg, SmtpChannel):
@@ -106,7 +106,7 @@ def lease_for(spec: CampaignSpec) -> timedelta:
         elif isinstance(cfg, WebhookChannel):
             backoff = sum(cfg.backoff_s * 2**k for k in range(cfg.max_attempts))
             longest = max(longest, cfg.max_attempts * cfg.timeout_s + backoff)
-    return timedelta(seconds=max(60.0, 1.5 * longest))
+    return timedelta(seconds=max(30.0, 1.5 * longest))
 
 
 def concurrency(spec: CampaignSpec, channel: str) -> int:

@@ -18,7 +18,6 @@ import asyncio
 import email
 import json
 import threading
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from email.policy import default as default_policy
@@ -151,11 +150,9 @@ class MailSink:
                 "auth_required": True,
                 "auth_require_tls": False,
             }
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
-            self.controller = Controller(
-                _Handler(self.store, reply_delay_s), hostname=host, port=smtp_port, **auth
-            )
+        self.controller = Controller(
+            _Handler(self.store, reply_delay_s), hostname=host, port=smtp_port, **auth
+        )
         self.http = ThreadingHTTPServer((host, http_port), _status_handler(self.store))
         self._thread = threading.Thread(target=self.http.serve_forever, daemon=True)
 

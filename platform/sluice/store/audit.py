@@ -15,7 +15,7 @@ from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.engine import Connection
 
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
-from sluice.store.ledger import _insert
+from sluice.store.dialect import upsert_insert
 from sluice.store.schema import audit, deliveries, drafts
 
 
@@ -23,7 +23,7 @@ def record_in(
     conn: Connection, rows: Sequence[dict[str, Any]], new_drafts: dict[str, str], now: datetime
 ) -> None:
     """Insert audit rows and drafts in ``conn``'s transaction, skipping any present."""
-    insert = _insert(conn)
+    insert = upsert_insert(conn)
     if new_drafts:
         conn.execute(
             insert(drafts).on_conflict_do_nothing(index_elements=["draft_id"]),

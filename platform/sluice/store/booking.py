@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.store.audit import record_in
-from sluice.store.ledger import Reservation, ReserveOutcome, reserve_in
+from sluice.store.reservations import Reservation, ReserveOutcome, reserve_in
 from sluice.store.reviews import enqueue_in
 
 

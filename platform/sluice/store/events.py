@@ -16,7 +16,7 @@ from sqlalchemy import Engine, and_, select
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feedback import SUPPRESSING, EventType, OutcomeEvent
 from sluice.store.db import utc
-from sluice.store.ledger import _insert
+from sluice.store.dialect import upsert_insert
 from sluice.store.schema import events, suppressions
 
 CHUNK = 500
@@ -64,7 +64,7 @@ class EventStore:
         created = 0
         now = self.clock.now()
         with self.engine.begin() as conn:
-            insert = _insert(conn)
+            insert = upsert_insert(conn)
             for i in range(0, len(unique), CHUNK):
                 chunk = unique[i : i + CHUNK]
                 stmt = (

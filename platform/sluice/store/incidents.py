@@ -18,7 +18,7 @@ from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feedback import Incident
 from sluice.errors import ConflictError, NotFoundError
 from sluice.store.db import utc
-from sluice.store.ledger import _insert
+from sluice.store.dialect import upsert_insert
 from sluice.store.schema import arm_states, incidents
 
 PAUSED, ACTIVE = "paused", "active"
@@ -154,5 +154,5 @@ def _set_arm(
     conn: Any, campaign_id: str, arm: str, status: str, incident_id: str, by: str, now: datetime
 ) -> None:
     values = {"status": status, "incident_id": incident_id, "changed_by": by, "changed_at": now}
-    stmt = _insert(conn)(arm_states).values(campaign_id=campaign_id, arm=arm, **values)
+    stmt = upsert_insert(conn)(arm_states).values(campaign_id=campaign_id, arm=arm, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["campaign_id", "arm"], set_=values))

@@ -1,10 +1,9 @@
 """The delivery ledger: one row per (run, customer, channel), exactly-once by construction.
 
-States: ``reserved -> sent | failed | deferred | suppressed`` (a deferred row becomes
-``reserved`` again when it is due). Reserving a send and counting it against the
-recipient's daily frequency cap happen in one transaction, with a conditional upsert on
-``contact_counts`` (``n = n + 1 WHERE n < cap``), so two campaigns running at once can
-never push a recipient past the cap, on SQLite or PostgreSQL.
+States: ``reserved -> sent | failed | deferred | suppressed | expired`` (a deferred row
+becomes ``reserved`` again when it is due). Rows are booked by
+:func:`sluice.store.reservations.reserve_in` (with the frequency cap, in the booking's
+transaction); this module moves them on.
 
 Delivering is claim-based, and a claim is a lease: :meth:`Ledger.claim` stamps
 ``attempt_started_at``, the claiming worker (``claim_owner``) and an expiry
@@ -14,14 +13,13 @@ definite outcome clears the stamp. Nobody touches a live lease. A reserved row w
 stamp is still set after its lease ran out is *ambiguous* (its worker died or hung after
 the provider may have taken the message): one worker takes it over
 (:meth:`Ledger.take_over`) and reconciles it with the provider; it is never blindly sent
-again.
+again. Before a claim, the send-time re-check may move a row (:meth:`Ledger.reschedule`,
+:meth:`Ledger.expire`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -29,71 +27,25 @@ from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
-from sluice.contracts.delivery import DeliveryState
-from sluice.store.db import utc
+from sluice.store.reservations import (
+    DEFERRED,
+    EXPIRED,
+    FAILED,
+    RESERVED,
+    SENT,
+    SUPPRESSED,
+    DeliveryRow,
+    Reservation,
+    ReserveOutcome,
+    count,
+    reserve_in,
+    row_of,
+    states_in,
+    uncount,
+)
 from sluice.store.schema import arm_states, contact_counts, deliveries, suppressions
 
-RESERVED, SENT, FAILED, DEFERRED, SUPPRESSED, EXPIRED = (s.value for s in DeliveryState)
-
-
-@dataclass(frozen=True)
-class Reservation:
-    idempotency_key: str
-    run_id: str
-    campaign_id: str
-    customer_id: str
-    channel: str
-    transport: str
-    decision_id: str | None
-    offer_id: str | None
-    arm: str | None
-    local_day: date
-    """The recipient-local day the send counts against."""
-    payload: dict[str, Any]
-    """Everything needed to send (address, copy, headers): a resumed run needs nothing else."""
-    send_after: datetime | None = None
-    """Set for deferred messages (quiet hours)."""
-    time_zone: str = "UTC"
-    """The recipient's IANA zone: quiet hours and the cap's day are re-checked in it."""
-
-
-@dataclass
-class ReserveOutcome:
-    reserved: list[str] = field(default_factory=list)
-    deferred: list[str] = field(default_factory=list)
-    capped: list[str] = field(default_factory=list)
-    existing: dict[str, str] = field(default_factory=dict)
-    """Keys already in the ledger (a rerun), with their state."""
-
-
-@dataclass(frozen=True)
-class DeliveryRow:
-    idempotency_key: str
-    run_id: str
-    customer_id: str
-    channel: str
-    transport: str
-    state: str
-    payload: dict[str, Any]
-    attempts: int
-    attempt_started_at: datetime | None
-    send_after: datetime | None
-    provider_message_id: str | None
-    claim_owner: str | None = None
-    lease_until: datetime | None = None
-    offer_id: str | None = None
-    local_day: date | None = None
-    time_zone: str = "UTC"
-
-
-def _insert(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
+__all__ = ["DeliveryRow", "Ledger", "Reservation", "ReserveOutcome"]
 
 
 def _suppressed(brand: str) -> Any:
@@ -118,32 +70,6 @@ def _arm_paused() -> Any:
     )
 
 
-def _uncount(conn: Connection, customer_id: str, local_day: date) -> None:
-    """A send that will not happen no longer counts against the recipient's daily cap."""
-    conn.execute(
-        update(contact_counts)
-        .where(
-            and_(
-                contact_counts.c.customer_id == customer_id,
-                contact_counts.c.local_day == local_day,
-                contact_counts.c.n > 0,
-            )
-        )
-        .values(n=contact_counts.c.n - 1)
-    )
-
-
-def _count(conn: Connection, customer_id: str, local_day: date, cap: int | None) -> bool:
-    """Count one more message on the recipient's day, unless ``cap`` is reached."""
-    stmt = _insert(conn)(contact_counts).values(customer_id=customer_id, local_day=local_day, n=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["customer_id", "local_day"],
-        set_={"n": contact_counts.c.n + 1},
-        where=contact_counts.c.n < cap if cap is not None else None,
-    ).returning(contact_counts.c.n)
-    return conn.execute(stmt).first() is not None
-
-
 def _unclaimed(conn: Connection, key: str) -> Any:
     """(customer id, local day) of ``key`` if it is a reserved row with no attempt in
     flight, else None."""
@@ -156,84 +82,6 @@ def _unclaimed(conn: Connection, key: str) -> Any:
             )
         )
     ).first()
-
-
-def _row(r: Any) -> DeliveryRow:
-    return DeliveryRow(
-        idempotency_key=r.idempotency_key,
-        run_id=r.run_id,
-        customer_id=r.customer_id,
-        channel=r.channel,
-        transport=r.transport,
-        state=r.state,
-        payload=json.loads(r.payload),
-        attempts=r.attempts,
-        attempt_started_at=utc(r.attempt_started_at),
-        send_after=utc(r.send_after),
-        provider_message_id=r.provider_message_id,
-        claim_owner=r.claim_owner,
-        lease_until=utc(r.lease_until),
-        offer_id=r.offer_id,
-        local_day=r.local_day,
-        time_zone=r.time_zone or "UTC",
-    )
-
-
-def states_in(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
-    """The ledger state of each key that has a row."""
-    out: dict[str, str] = {}
-    for i in range(0, len(keys), 500):
-        chunk = list(keys[i : i + 500])
-        rows = conn.execute(
-            select(deliveries.c.idempotency_key, deliveries.c.state).where(
-                deliveries.c.idempotency_key.in_(chunk)
-            )
-        )
-        out.update({str(k): str(v) for k, v in rows})
-    return out
-
-
-def reserve_in(
-    conn: Connection, items: Sequence[Reservation], cap: int | None, now: datetime
-) -> ReserveOutcome:
-    """Reserve, in ``conn``'s transaction, every new item that the daily cap allows.
-
-    Every reservation counts on the recipient's day whether its campaign has a cap or
-    not, so capped campaigns see what uncapped ones send; ``cap`` is enforced when given
-    (a conditional upsert, ``n = n + 1 WHERE n < cap``)."""
-    outcome = ReserveOutcome(existing=states_in(conn, [i.idempotency_key for i in items]))
-    fresh = sorted(
-        (i for i in items if i.idempotency_key not in outcome.existing),
-        key=lambda i: (i.customer_id, i.local_day),
-    )
-    for item in fresh:
-        if not _count(conn, item.customer_id, item.local_day, cap):
-            outcome.capped.append(item.idempotency_key)
-            continue
-        deferred = item.send_after is not None and item.send_after > now
-        conn.execute(
-            deliveries.insert().values(
-                idempotency_key=item.idempotency_key,
-                run_id=item.run_id,
-                campaign_id=item.campaign_id,
-                customer_id=item.customer_id,
-                channel=item.channel,
-                transport=item.transport,
-                decision_id=item.decision_id,
-                offer_id=item.offer_id,
-                arm=item.arm,
-                state=DEFERRED if deferred else RESERVED,
-                local_day=item.local_day,
-                send_after=item.send_after,
-                time_zone=item.time_zone,
-                payload=json.dumps(item.payload, default=str),
-                attempts=0,
-                reserved_at=now,
-                updated_at=now,
-            )
-        )
-        (outcome.deferred if deferred else outcome.reserved).append(item.idempotency_key)
-    return outcome
 
 
 class Ledger:
@@ -295,8 +143,8 @@ class Ledger:
             if row is None:
                 return "gone"
             if row.local_day != day:
-                _uncount(conn, row.customer_id, row.local_day)
-                if not _count(conn, row.customer_id, day, cap):
+                uncount(conn, row.customer_id, row.local_day)
+                if not count(conn, row.customer_id, day, cap):
                     conn.execute(
                         update(deliveries)
                         .where(deliveries.c.idempotency_key == key)
@@ -328,7 +176,7 @@ class Ledger:
                 .where(deliveries.c.idempotency_key == key)
                 .values(state=EXPIRED, error=reason, updated_at=now)
             )
-            _uncount(conn, row.customer_id, row.local_day)
+            uncount(conn, row.customer_id, row.local_day)
             return True
 
     def take_over(self, key: str, owner: str, lease: timedelta) -> bool:
@@ -378,7 +226,7 @@ class Ledger:
                 .where(deliveries.c.idempotency_key == key)
                 .values(state=SUPPRESSED, error=reason, updated_at=now)
             )
-            _uncount(conn, row.customer_id, row.local_day)
+            uncount(conn, row.customer_id, row.local_day)
             return reason
 
     def release(self, key: str, error: str, owner: str | None = None) -> bool:
@@ -425,7 +273,7 @@ class Ledger:
             if done.rowcount != 1:
                 return False
             if row is not None and row.state != FAILED and not delivered_maybe:
-                _uncount(conn, row.customer_id, row.local_day)
+                uncount(conn, row.customer_id, row.local_day)
             return True
 
     def mark_suppressed(self, key: str, reason: str) -> None:
@@ -475,7 +323,7 @@ class Ledger:
                 return []
             query = query.where(deliveries.c.idempotency_key.in_(wanted))
         with self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(query.order_by(deliveries.c.idempotency_key))]
+            return [row_of(r) for r in conn.execute(query.order_by(deliveries.c.idempotency_key))]
 
     def counts(self, run_id: str) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -489,7 +337,7 @@ class Ledger:
     def rows(self, run_id: str) -> list[DeliveryRow]:
         with self.engine.connect() as conn:
             return [
-                _row(r)
+                row_of(r)
                 for r in conn.execute(select(deliveries).where(deliveries.c.run_id == run_id))
             ]
 

@@ -24,7 +24,7 @@ from sluice.contracts.api import VISIBLE
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.errors import ConflictError, InputError, NotFoundError
 from sluice.store.db import utc
-from sluice.store.ledger import _insert
+from sluice.store.dialect import upsert_insert
 from sluice.store.schema import reviews
 
 PENDING, APPROVED, REJECTED, EXPIRED = "pending", "approved", "rejected", "expired"
@@ -88,7 +88,7 @@ def enqueue_in(conn: Connection, items: Sequence[dict[str, Any]], now: datetime)
     """Queue items in ``conn``'s transaction; ones already queued are kept as they are."""
     if items:
         conn.execute(
-            _insert(conn)(reviews).on_conflict_do_nothing(index_elements=["review_id"]),
+            upsert_insert(conn)(reviews).on_conflict_do_nothing(index_elements=["review_id"]),
             [{"status": PENDING, "created_at": now, **i} for i in items],
         )
 
