@@ -83,12 +83,16 @@ class Approvers:
                 self.current.wait(120)
                 self.current = None
 
-    def kill(self) -> bool:
-        proc = self.current
-        if proc is None or not proc.alive():
-            return False
-        proc.kill()
-        return True
+    def kill(self, patience_s: float = 5.0) -> bool:
+        """SIGKILL the approval in flight, waiting up to ``patience_s`` for one."""
+        deadline = time.monotonic() + patience_s
+        while time.monotonic() < deadline:
+            proc = self.current
+            if proc is not None and proc.alive():
+                proc.kill()
+                return True
+            time.sleep(0.05)
+        return False
 
 
 def approve_the_rest(run_id: str, database_url: str, patience_s: float = 300) -> None:

@@ -173,7 +173,7 @@ def run_crash_bench(
     work.mkdir(parents=True)
     run_id = f"crash-bench-{time.strftime('%Y%m%d-%H%M%S')}-{seed}"
     settings = SluiceSettings(home=work / "home", database_url=database_url)
-    sink = MailSink(work / "mail", reply_delay_s=0.03).start()
+    sink = MailSink(work / "mail", reply_delay_s=0.08).start()
     try:
         write_inputs(work, customers)
         registry = Registry(settings)
@@ -205,12 +205,15 @@ def run_crash_bench(
         to_first_mail: float | None = None
         done = 0
         while done < kills:
+            # The schedule: the first kill lands before anything is delivered, every
+            # fifth on an approval in flight, the rest at random moments.
             fresh = mail_seen(sink) == mail_at_start
-            if fresh and rng.random() < 0.3:
+            early = done == 0 or (fresh and rng.random() < 0.3)
+            if early:
                 # Before this driver delivers anything: start-up, candidates, copy.
-                time.sleep(rng.uniform(0.5, to_first_mail or 10.0))
+                time.sleep(rng.uniform(2.0, to_first_mail or 8.0))
             else:
-                wait_for_mail(sink, rng.randint(5, 40), driver, 60)
+                wait_for_mail(sink, rng.randint(3, 20), driver, 60)
             if to_first_mail is None and mail_seen(sink) > 0:
                 to_first_mail = time.monotonic() - started
             if not driver.alive():
@@ -223,11 +226,12 @@ def run_crash_bench(
             if not racers and rng.random() < 0.15:
                 # A second driver resumes the same run id while the first is running.
                 racers.append(Proc(campaign, env, work / "racer.log"))
-            target = rng.choices(
-                ["coordinator", "driver", "both", "approval"], weights=[6, 1.5, 1, 1.5]
-            )[0]
-            if target == "approval" and not approvers.kill():
-                continue
+            if early:
+                target = rng.choice(["driver", "both"])
+            elif done % 5 == 4:
+                target = "approval" if approvers.kill() else "coordinator"
+            else:
+                target = rng.choices(["coordinator", "driver", "both"], weights=[6, 1.5, 1])[0]
             if target in ("coordinator", "both"):
                 pid = coordinator_pid(run_id)
                 if pid is None:
@@ -242,11 +246,16 @@ def run_crash_bench(
             done += 1
             by_target[target] += 1
             by_phase["approval" if target == "approval" else phase] += 1
-        finish(driver, campaign, env, log)
-        for racer in racers:
-            finish(racer, campaign, env, work / "racer.log")
-        approvers.stop.set()
-        approvers.thread.join(timeout=150)
+        try:
+            finish(driver, campaign, env, log)
+            for racer in racers:
+                finish(racer, campaign, env, work / "racer.log")
+        finally:
+            approvers.stop.set()
+            approvers.thread.join(timeout=150)
+            for proc in (driver, *racers):
+                if proc.alive():
+                    proc.kill()
         # What still waits for a person is approved now, and approvals that were killed
         # are finished once their lease is over; then one more resume settles whatever
         # a killed coordinator or approval left under a lease.
