@@ -26,6 +26,7 @@ import shutil
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,32 @@ class CrashReport:
     seconds: float
     database: str
     lost_sample: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _own_mlflow() -> Iterator[None]:
+    """The bench registers its model in its own home; MLflow records the tracking URI it
+    is given process-wide (and in ``MLFLOW_TRACKING_URI``), so the caller's is put back."""
+    import mlflow
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {k: os.environ.get(k) for k in names}
+    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        mlflow.set_tracking_uri(tracking)
+        mlflow.set_registry_uri(registry)
+        for k, v in saved.items():  # set_*_uri wrote them again
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def expected_recipients(features: Path, customers: Path) -> set[str]:
@@ -176,10 +203,11 @@ def run_crash_bench(
     sink = MailSink(work / "mail", reply_delay_s=0.08).start()
     try:
         write_inputs(work, customers)
-        registry = Registry(settings)
         trained = train(work / "train.parquet", config=TrainConfig(num_boost_round=40))
-        model = registry.register(trained)
-        registry.promote(model.version, by="crash-bench")
+        with _own_mlflow():
+            registry = Registry(settings)
+            model = registry.register(trained)
+            registry.promote(model.version, by="crash-bench")
         # The least likely tenth of the audience waits for a person.
         checked = trained.contract.validate_batch(pq.read_table(work / "audience.parquet"))
         review_below = float(np.quantile(trained.booster.predict(checked.matrix), 0.1))
