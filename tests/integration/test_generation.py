@@ -13,6 +13,7 @@ from openai import OpenAI
 
 from sluice.contracts import Channel, MessageDraft
 from sluice.contracts.briefs import SegmentProfile
+from sluice.contracts.clock import SYSTEM_CLOCK
 from sluice.decisioning import load_catalog
 from sluice.generation.batch import GenerationConfig, generate_drafts
 from sluice.generation.cache import DraftCache
@@ -38,7 +39,11 @@ class RecordingClient(OpenAIChatClient):
 
 
 def sms_briefs(n: int, variant: str = "a") -> list[Any]:
-    offer = next(o for o in load_catalog().offers if Channel.SMS in o.channels)
+    offer = next(
+        o
+        for o in load_catalog(decision_date=SYSTEM_CLOCK.today()).offers
+        if Channel.SMS in o.channels
+    )
     tiers = ["high", "medium", "low"]
     return [
         brief_for(
@@ -78,7 +83,11 @@ def test_structured_draft_validates_and_records_how_it_was_made(llm_service: str
 
 def test_no_personal_value_reaches_a_prompt(llm_service: str, synth_dir: Path) -> None:
     customers = pq.read_table(synth_dir / "customers.parquet").slice(0, 40).to_pylist()
-    offer = next(o for o in load_catalog().offers if Channel.SMS in o.channels)
+    offer = next(
+        o
+        for o in load_catalog(decision_date=SYSTEM_CLOCK.today()).offers
+        if Channel.SMS in o.channels
+    )
     briefs = [
         brief_for(
             offer,
