@@ -173,9 +173,9 @@ def test_a_stopped_deployment_means_fallback_copy_not_a_stalled_campaign(
         assert set(report.reasons) <= {"llm_unavailable", "circuit_open"}
         assert sum(report.reasons.values()) == 5 and report.reasons["llm_unavailable"] >= 3
         assert report.seconds < 60
-        assert {d.text for d in drafts.values()} == {
-            briefs[0].offer.fallback_copy[Channel.SMS].text
-        }
+        approved = briefs[0].offer.approved_copy(Channel.SMS)
+        assert approved is not None
+        assert {d.text for d in drafts.values()} == {approved.text}
     finally:
         assert deploy_llm(llm_config_path, serve_port) == llm_service
 
