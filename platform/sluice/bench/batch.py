@@ -19,15 +19,17 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluice.bench.procmem import run_measured
+
+if TYPE_CHECKING:
+    from sluice.settings import SluiceSettings
 
 ROWS_PER_FILE = 250_000
 BASE_CUSTOMERS = 100_000
@@ -52,40 +54,63 @@ class BatchBench:
     compile_s: float
 
 
-def _features(data: Path, cutoff: date, out: Path) -> None:
-    from sluice.data.population import US_PER_DAY, day_us
-    from sluice.features import build_features, load_synthetic
+def scratch_settings(home: Path) -> SluiceSettings:
+    """The settings of a benchmark: the caller's, with its own scratch home (and so its
+    own registry, database and keys). Child processes get the same through
+    :func:`scratch_env`."""
+    from sluice.settings import get_settings
 
-    c = day_us(cutoff)
-    pq.write_table(build_features(load_synthetic(data, c, c + 90 * US_PER_DAY), cutoff).table, out)
+    return get_settings().model_copy(update={"home": home})
 
 
-def _prepare(work: Path) -> tuple[float, int]:
+def scratch_env(settings: SluiceSettings) -> dict[str, str]:
+    """The environment of a benchmark's child processes: this one's without its own
+    ``SLUICE_*`` variables, and ``settings`` (home, stores, clock) in their place."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env.update(
+        SLUICE_HOME=str(settings.home_dir),
+        SLUICE_API_KEYS_FILE=str(settings.home_dir / "api-keys.json"),
+        COLUMNS="120",
+    )
+    for name, value in (
+        ("SLUICE_DATABASE_URL", settings.database_url),
+        ("SLUICE_TRACKING_URI", settings.tracking_uri),
+        ("SLUICE_REGISTRY_URI", settings.registry_uri),
+    ):
+        if value:
+            env[name] = value
+    offset = settings.clock_offset.total_seconds()
+    if offset:
+        env["SLUICE_CLOCK_OFFSET"] = f"{'-' if offset < 0 else ''}PT{abs(offset)}S"
+    return env
+
+
+def _prepare(work: Path, settings: SluiceSettings) -> tuple[float, int]:
     """Synthetic base, trained + promoted model and compiled library in ``work/home``."""
     from sluice.data import SynthCalendar, SynthConfig, synthesize
+    from sluice.features import write_synthetic_features
     from sluice.registry import Registry
     from sluice.scoring.predictor import prepare_predictor
-    from sluice.settings import get_settings
     from sluice.training import TrainConfig, train
 
     data = work / "data"
-    cal = SynthCalendar.today(get_settings().clock)
+    cal = SynthCalendar.today(settings.clock)
     synthesize(SynthConfig(customers=BASE_CUSTOMERS, seed=21, end=cal.history_end), data)
     for name, cutoff in (
         ("train", cal.train_cutoff),
         ("valid", cal.valid_cutoff),
         ("audience", cal.score_cutoff),
     ):
-        _features(data, cutoff, work / f"{name}.parquet")
+        write_synthetic_features(data, cutoff, work / f"{name}.parquet")
     trained = train(work / "train.parquet", work / "valid.parquet", TrainConfig())
-    registry = Registry()
+    registry = Registry(settings)
     info = registry.register(trained)
     registry.promote(info.version, floors={}, ceilings={}, by="bench")
     started = time.perf_counter()
     prepare_predictor(
         registry.load("sluice-propensity@champion"),
         "auto",
-        get_settings().home_dir / "cache" / "compiled",
+        settings.home_dir / "cache" / "compiled",
     )
     return time.perf_counter() - started, trained.booster.num_trees()
 
@@ -146,10 +171,10 @@ def _job(audience: Path, out: Path, env: dict[str, str]) -> tuple[float, int, di
     return run.seconds, run.peak_bytes, report
 
 
-def _bare(audience: Path) -> tuple[float, int]:
+def _bare(audience: Path, settings: SluiceSettings) -> tuple[float, int]:
     from sluice.registry import Registry
 
-    model = Registry().load("sluice-propensity@champion")
+    model = Registry(settings).load("sluice-propensity@champion")
     checked = model.contract.validate_batch(pq.read_table(audience))
     booster = model.booster()
     booster.predict(checked.matrix[:10_000], num_threads=os.cpu_count() or 1)  # warm-up
@@ -162,10 +187,9 @@ def run_batch_bench(rows: int, work: Path) -> BatchBench:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    home = work / "home"
-    os.environ["SLUICE_HOME"] = str(home)
-    env = {**os.environ, "SLUICE_HOME": str(home), "COLUMNS": "120"}
-    compile_s, trees = _prepare(work)
+    settings = scratch_settings(work / "home")
+    env = scratch_env(settings)
+    compile_s, trees = _prepare(work, settings)
     million = 1_000_000
     audiences = _audiences(work, sorted({rows, million, 4 * million}))
 
@@ -173,7 +197,7 @@ def run_batch_bench(rows: int, work: Path) -> BatchBench:
     job_s = float(report["seconds"])
     if report["scored"] != rows:
         raise RuntimeError(f"the job scored {report['scored']} of {rows} rows")
-    bare_s, bare_rows = _bare(audiences[rows])
+    bare_s, bare_rows = _bare(audiences[rows], settings)
     _, peak_1m, _ = _job(audiences[million], work / "out-1m", env)
     _, peak_4m, _ = _job(audiences[4 * million], work / "out-4m", env)
     job_rps, bare_rps = rows / job_s, bare_rows / bare_s

@@ -12,7 +12,6 @@ Setup (synthetic base, features, a trained and promoted model) is not timed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import smtplib
 import subprocess
@@ -25,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from sluice.bench.batch import _features, _prepare
+from sluice.bench.batch import _prepare, scratch_env, scratch_settings
+from sluice.features import write_synthetic_features
 
 
 @dataclass(frozen=True)
@@ -99,19 +99,17 @@ def _bare_smtp(port: int, n: int) -> float:
 def run_campaign_bench(customers: int, smtp_messages: int, work: Path) -> CampaignBench:
     from sluice.data import SynthCalendar, SynthConfig, synthesize
     from sluice.devtools.mailsink import MailSink
-    from sluice.settings import get_settings
 
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    home = work / "home"
-    os.environ["SLUICE_HOME"] = str(home)
-    env = {**os.environ, "SLUICE_HOME": str(home), "COLUMNS": "120"}
+    settings = scratch_settings(work / "home")
+    env = scratch_env(settings)
     env.pop("RAY_ADDRESS", None)
-    _prepare(work)
-    cal = SynthCalendar.today(get_settings().clock)
+    _prepare(work, settings)
+    cal = SynthCalendar.today(settings.clock)
     synthesize(SynthConfig(customers=customers, seed=33, end=cal.history_end), work / "big")
-    _features(work / "big", cal.score_cutoff, work / "audience-big.parquet")
+    write_synthetic_features(work / "big", cal.score_cutoff, work / "audience-big.parquet")
 
     sink = MailSink(work / "mail").start()
     try:

@@ -4,7 +4,6 @@ approve review items, and the helpers that find, wait for and finish them."""
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -132,10 +131,6 @@ def wait_for_mail(sink: Any, more: int, driver: Proc, timeout: float) -> None:
         if mail_seen(sink) >= start + more:
             return
         time.sleep(0.02)
-
-
-def child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
 
 
 def finish(driver: Proc, campaign: list[str], env: dict[str, str], log: Path) -> None:

@@ -26,7 +26,6 @@ import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,16 +33,17 @@ import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
+from sluice.bench.batch import scratch_env, scratch_settings
 from sluice.bench.children import (
     Approvers,
     Proc,
     approve_the_rest,
-    child_env,
     coordinator_pid,
     finish,
     mail_seen,
     wait_for_mail,
 )
+from sluice.contracts.clock import Clock
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CATALOG = {
@@ -88,32 +88,6 @@ class CrashReport:
     lost_sample: list[str] = field(default_factory=list)
 
 
-@contextlib.contextmanager
-def _own_mlflow() -> Iterator[None]:
-    """The bench registers its model in its own home; MLflow records the tracking URI it
-    is given process-wide (and in ``MLFLOW_TRACKING_URI``), so the caller's is put back."""
-    import mlflow
-
-    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    saved = {k: os.environ.get(k) for k in names}
-    tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        mlflow.set_tracking_uri(tracking)
-        mlflow.set_registry_uri(registry)
-        for k, v in saved.items():  # set_*_uri wrote them again
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def expected_recipients(features: Path, customers: Path) -> set[str]:
     """The oracle: every audience customer with a valid email address and granted email
     consent gets exactly one email (see the module docstring)."""
@@ -129,20 +103,16 @@ def expected_recipients(features: Path, customers: Path) -> set[str]:
     }
 
 
-def write_inputs(work: Path, customers: int) -> None:
+def write_inputs(work: Path, customers: int, clock: Clock) -> None:
     """A synthetic base as of today, its training and audience features, the catalog."""
     from sluice.data import SynthCalendar, SynthConfig, synthesize
-    from sluice.data.population import US_PER_DAY, day_us
-    from sluice.features import build_features, load_synthetic
-    from sluice.settings import get_settings
+    from sluice.features import write_synthetic_features
 
-    cal = SynthCalendar.today(get_settings().clock)
+    cal = SynthCalendar.today(clock)
     data = work / "data"
     synthesize(SynthConfig(customers=customers, end=cal.history_end, seed=41), data)
     for name, cutoff in (("train", cal.train_cutoff), ("audience", cal.score_cutoff)):
-        c = day_us(cutoff)
-        built = build_features(load_synthetic(data, c, c + 90 * US_PER_DAY), cutoff)
-        pq.write_table(built.table, work / f"{name}.parquet")
+        write_synthetic_features(data, cutoff, work / f"{name}.parquet")
     (work / "catalog.yaml").write_text(yaml.safe_dump(CATALOG, sort_keys=False))
 
 
@@ -190,7 +160,6 @@ def run_crash_bench(
     from sluice.devtools.mailsink import MailSink
     from sluice.registry import Registry
     from sluice.runtime import ensure_ray
-    from sluice.settings import SluiceSettings
     from sluice.store.db import connect
     from sluice.store.reviews import ReviewQueue
     from sluice.training import TrainConfig, train
@@ -199,26 +168,22 @@ def run_crash_bench(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     run_id = f"crash-bench-{time.strftime('%Y%m%d-%H%M%S')}-{seed}"
-    settings = SluiceSettings(home=work / "home", database_url=database_url)
+    settings = scratch_settings(work / "home").model_copy(update={"database_url": database_url})
     sink = MailSink(work / "mail", reply_delay_s=0.08).start()
     try:
-        write_inputs(work, customers)
+        write_inputs(work, customers, settings.clock)
         trained = train(work / "train.parquet", config=TrainConfig(num_boost_round=40))
-        with _own_mlflow():
-            registry = Registry(settings)
-            model = registry.register(trained)
-            registry.promote(model.version, by="crash-bench")
+        registry = Registry(settings)
+        model = registry.register(trained)
+        registry.promote(model.version, by="crash-bench")
         # The least likely tenth of the audience waits for a person.
         checked = trained.contract.validate_batch(pq.read_table(work / "audience.parquet"))
         review_below = float(np.quantile(trained.booster.predict(checked.matrix), 0.1))
         spec = write_spec(work, sink.smtp_port, sink.status_url, review_below)
         ensure_ray()
         env = {
-            **child_env(),
-            "SLUICE_HOME": str(settings.home_dir),
-            "SLUICE_DATABASE_URL": database_url,
+            **scratch_env(settings),
             "RAY_ADDRESS": ray.get_runtime_context().gcs_address,
-            "COLUMNS": "120",
         }
         log = work / "driver.log"
         rng = random.Random(seed)

@@ -11,7 +11,6 @@ one at a time, with nothing else running.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -23,6 +22,9 @@ from pathlib import Path
 
 import httpx
 import pyarrow.parquet as pq
+
+from sluice.bench.batch import scratch_env, scratch_settings
+from sluice.settings import SluiceSettings
 
 BASE_CUSTOMERS = 50_000
 
@@ -49,28 +51,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _prepare(work: Path) -> tuple[str, Path]:
+def _prepare(work: Path, settings: SluiceSettings) -> tuple[str, Path]:
     """A trained, promoted model and a score-scoped key in ``work/home``; the request body."""
     from sluice.auth import KeyStore, Scope
-    from sluice.bench.batch import _features
     from sluice.data import SynthCalendar, SynthConfig, synthesize
+    from sluice.features import write_synthetic_features
     from sluice.registry import Registry
-    from sluice.settings import get_settings
     from sluice.training import TrainConfig, train
 
-    cal = SynthCalendar.today(get_settings().clock)
+    cal = SynthCalendar.today(settings.clock)
     synthesize(SynthConfig(customers=BASE_CUSTOMERS, seed=31, end=cal.history_end), work / "data")
     for name, cutoff in (
         ("train", cal.train_cutoff),
         ("valid", cal.valid_cutoff),
         ("audience", cal.score_cutoff),
     ):
-        _features(work / "data", cutoff, work / f"{name}.parquet")
+        write_synthetic_features(work / "data", cutoff, work / f"{name}.parquet")
     trained = train(work / "train.parquet", work / "valid.parquet", TrainConfig())
-    registry = Registry()
+    registry = Registry(settings)
     info = registry.register(trained)
     registry.promote(info.version, floors={}, ceilings={}, by="bench")
-    key, _ = KeyStore().create("bench-online", (Scope.SCORE,))
+    key, _ = KeyStore(settings.home_dir / "api-keys.json").create("bench-online", (Scope.SCORE,))
     row = pq.read_table(work / "audience.parquet").slice(0, 1).to_pylist()[0]
     body = work / "body.json"
     body.write_text(json.dumps({"rows": [row]}))
@@ -127,9 +128,9 @@ def run_online_bench(seconds: float, concurrency: int, work: Path, config: Path)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    os.environ["SLUICE_HOME"] = str(work / "home")
-    env = {**os.environ, "COLUMNS": "120"}
-    key, body = _prepare(work)
+    settings = scratch_settings(work / "home")
+    env = scratch_env(settings)
+    key, body = _prepare(work, settings)
 
     port = _free_port()
     bare = subprocess.Popen(

@@ -82,21 +82,22 @@ def run_campaign(
     run_id = run_id or default_run_id(spec, dry, clock)
     database_url = settings.effective_database_url
     runs = Runs(connect(database_url), clock)
+    registry = Registry(settings)
     record = runs.get(run_id)
     if record is not None and record.context:
         context = record.context
     else:
-        info = Registry().resolve(spec.model)
+        info = registry.resolve(spec.model)
         context = {
             "model": f"{info.name}/{info.version}",
             "decision_date": (spec.decision_date or clock.today()).isoformat(),
         }
         if spec.canary is not None:
-            challenger = Registry().resolve(spec.canary.model)
+            challenger = registry.resolve(spec.canary.model)
             context["canary_model"] = f"{challenger.name}/{challenger.version}"
     record = runs.start(run_id, spec.campaign_id, spec.public(), dry, context)
-    model = Registry().load(context["model"])
-    canary_model = Registry().load(context["canary_model"]) if "canary_model" in context else None
+    model = registry.load(context["model"])
+    canary_model = registry.load(context["canary_model"]) if "canary_model" in context else None
     if canary_model is not None and canary_model.contract.key != model.contract.key:
         raise ConfigError(
             f"canary.model: {canary_model.label} uses feature contract "

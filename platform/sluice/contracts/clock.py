@@ -42,11 +42,6 @@ class Clock(Contract):
             raise ValueError("when: a clock needs a timezone-aware time")
         return cls(offset=when - datetime.now(UTC))
 
-    @classmethod
-    def on(cls, day: date, hour: int = 12) -> Clock:
-        """A clock that reads ``hour`` o'clock UTC on ``day`` now."""
-        return cls.at(datetime(day.year, day.month, day.day, hour, tzinfo=UTC))
-
 
 SYSTEM_CLOCK = Clock()
 """The system clock itself (no offset)."""

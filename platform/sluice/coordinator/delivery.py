@@ -108,12 +108,15 @@ class Deliverer:
         total: Counter[str] = Counter()
         deadline = time.monotonic() + self.policy.lease.total_seconds() + 5
         while True:
-            done = self.deliver(fetch())
+            rows = fetch()
+            done = self.deliver(rows)
             busy = done.pop("busy", 0)
             total.update(done)
             if not busy:
                 return total
-            held = [r.lease_until for r in fetch() if r.lease_until is not None]
+            # The busy rows' leases are as they were fetched: nobody but their holder
+            # (or its successor after expiry) has touched them since.
+            held = [r.lease_until for r in rows if r.lease_until is not None]
             left = deadline - time.monotonic()
             if not held or left <= 0:
                 total["busy"] = busy
@@ -132,17 +135,14 @@ class Deliverer:
                 self.down.setdefault(row.channel, str(exc))
             if first:
                 log.error("channel %s is down, delivery on it stops: %s", row.channel, exc)
-            self._quietly(self.ledger.release, row.idempotency_key, f"channel down: {exc}")
+            try:
+                self.ledger.release(row.idempotency_key, f"channel down: {exc}", owner=self.owner)
+            except Exception:  # the lease runs out and a resume takes the row over
+                log.exception("could not release %s", row.idempotency_key)
             return "channel_down"
         except Exception:  # one message's trouble must not stop the others
             log.exception("delivering %s failed unexpectedly", row.idempotency_key)
             return "error"
-
-    def _quietly(self, settle: object, key: str, why: str) -> None:
-        try:
-            settle(key, why, owner=self.owner)  # type: ignore[operator]
-        except Exception:
-            log.exception("could not record %s for %s; its lease will expire", why, key)
 
     def _reconcile(self, transport: Transport, message: OutboundMessage) -> bool | None:
         try:

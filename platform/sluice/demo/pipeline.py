@@ -22,8 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sluice.data import SynthCalendar, SynthConfig, synthesize
-from sluice.data.population import US_PER_DAY, day_us
-from sluice.features import build_features, load_synthetic
+from sluice.features import write_synthetic_features
 from sluice.registry import Registry
 from sluice.scoring import ScoreRequest, run_scoring
 from sluice.settings import get_settings
@@ -44,13 +43,6 @@ class DemoConfig:
     """Draft copy for the top prompt keys with the CPU LLM deployment."""
     llm_prompts: int = 4
     llm_config: Path = Path("deployments/llm-cpu.yaml")
-
-
-def _features(data: Path, cutoff: date, out: Path) -> int:
-    c = day_us(cutoff)
-    built = build_features(load_synthetic(data, c, c + 90 * US_PER_DAY), cutoff)
-    pq.write_table(built.table, out, row_group_size=65_536)
-    return int(built.table.num_rows)
 
 
 def _malformed_upload(good: Path, out: Path) -> int:
@@ -83,9 +75,9 @@ def synth_world(
 ) -> int:
     """A synthetic base as of ``calendar``, with train, validation and audience features."""
     synth = synthesize(SynthConfig(customers=customers, seed=seed, end=calendar.history_end), data)
-    _features(data, calendar.train_cutoff, work / "features-train.parquet")
-    _features(data, calendar.valid_cutoff, work / "features-valid.parquet")
-    _features(data, calendar.score_cutoff, audience)
+    write_synthetic_features(data, calendar.train_cutoff, work / "features-train.parquet")
+    write_synthetic_features(data, calendar.valid_cutoff, work / "features-valid.parquet")
+    write_synthetic_features(data, calendar.score_cutoff, audience)
     return synth.customers
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -159,3 +160,18 @@ def build_features(
     }
     table = pa.table(columns, schema=pa.schema(fields, metadata=metadata))
     return FeatureBuild(table=table, cutoff=cutoff, horizon_days=horizon_days, labelled=labelled)
+
+
+def write_synthetic_features(
+    data: Path, cutoff: date, out: Path, horizon_days: int = 90, row_group_size: int = 65_536
+) -> int:
+    """Features of the synthetic base in ``data`` at ``cutoff`` (labelled when the horizon
+    is in its history), written to ``out`` as Parquet; returns the row count."""
+    import pyarrow.parquet as pq
+
+    from sluice.features.sources import load_synthetic
+
+    c = day_us(cutoff)
+    built = build_features(load_synthetic(data, c, c + horizon_days * US_PER_DAY), cutoff)
+    pq.write_table(built.table, out, row_group_size=row_group_size)
+    return int(built.table.num_rows)

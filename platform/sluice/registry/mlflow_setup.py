@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from sluice.settings import SluiceSettings, get_settings
@@ -12,17 +11,17 @@ if TYPE_CHECKING:
 
 
 def mlflow_client(settings: SluiceSettings | None = None) -> MlflowClient:
-    """A client for the configured tracking and registry stores (creating the embedded one)."""
+    """A client for the configured tracking and registry stores (creating the embedded one).
+
+    Only this client talks to MLflow: nothing sets MLflow's process-wide tracking URI, so
+    two registries (a bench's scratch home beside the user's) never leak into each other."""
     s = settings or get_settings()
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     tracking = s.effective_tracking_uri
     if tracking.startswith("sqlite:///"):
         s.home_dir.mkdir(parents=True, exist_ok=True)
     registry = s.registry_uri or tracking
-    mlflow.set_tracking_uri(tracking)
-    mlflow.set_registry_uri(registry)
     return mlflow.MlflowClient(tracking_uri=tracking, registry_uri=registry)
 
 

@@ -7,8 +7,10 @@ consumer then records and serves that version. Downloaded versions are cached un
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,13 +103,18 @@ class Registry:
 
             cache.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{info.version}-"))
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{info.name}/{info.version}", dst_path=str(staging)
+            # The version's own artifact location, through this registry's client: a
+            # ``models:/`` URI would be resolved against MLflow's process-wide registry.
+            source = self.client.get_model_version_download_uri(info.name, info.version)
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=source,
+                dst_path=str(staging),
+                tracking_uri=self.settings.effective_tracking_uri,
             )
-            try:
-                staging.rename(cache)
-            except OSError:  # another process finished first; its copy is identical
-                shutil.rmtree(staging, ignore_errors=True)
+            # Another process may have finished first: its copy is identical.
+            with contextlib.suppress(OSError):
+                Path(local).rename(cache)
+            shutil.rmtree(staging, ignore_errors=True)
         return LoadedModel.from_directory(
             cache, name=info.name, version=info.version, run_id=info.run_id
         )
@@ -153,8 +160,9 @@ class Registry:
         self, trained: TrainedModel, *, name: str | None = None, alias: str = CHALLENGER
     ) -> VersionInfo:
         """Log a training run (params, metrics, tables, contract, model) and register it."""
-        import mlflow
         import mlflow.lightgbm
+        from mlflow.entities import Metric, Param
+        from mlflow.exceptions import MlflowException
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, Schema
 
@@ -179,36 +187,54 @@ class Registry:
             inputs=Schema([ColSpec("double", n) for n in trained.contract.names]),
             outputs=Schema([ColSpec("double", "score")]),
         )
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            mlflow.start_run(
-                experiment_id=experiment, run_name=f"train-{trained.train_cutoff or 'features'}"
-            ) as run,
-        ):
-            mlflow.log_params(params)
-            mlflow.log_metrics(ev.scalars())
-            for table, rows in ev.tables().items():
-                mlflow.log_dict({"rows": rows}, f"evaluation/{table}.json")
-            contract_file, reference_file = Path(tmp, CONTRACT_FILE), Path(tmp, REFERENCE_FILE)
-            contract_file.write_text(trained.contract.to_json())
-            reference_file.write_text(trained.reference.model_dump_json())
-            mlflow.log_artifact(str(contract_file))
-            import lightgbm
+        # Client calls only: MLflow's fluent API would point the whole process (and its
+        # MLFLOW_TRACKING_URI) at this registry, and every later lookup with it.
+        run = client.create_run(experiment, run_name=f"train-{trained.train_cutoff or 'features'}")
+        run_id = run.info.run_id
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                stamp = int(time.time() * 1000)
+                client.log_batch(
+                    run_id,
+                    metrics=[Metric(k, float(v), stamp, 0) for k, v in ev.scalars().items()],
+                    params=[Param(k, str(v)) for k, v in params.items()],
+                )
+                for table, rows in ev.tables().items():
+                    client.log_dict(run_id, {"rows": rows}, f"evaluation/{table}.json")
+                contract_file = Path(tmp, CONTRACT_FILE)
+                reference_file = Path(tmp, REFERENCE_FILE)
+                contract_file.write_text(trained.contract.to_json())
+                reference_file.write_text(trained.reference.model_dump_json())
+                client.log_artifact(run_id, str(contract_file))
+                import lightgbm
 
-            logged = mlflow.lightgbm.log_model(
-                trained.booster,
-                name="model",
-                signature=signature,
-                extra_files=[str(contract_file), str(reference_file)],
-                pip_requirements=[f"lightgbm=={lightgbm.__version__}"],
-            )
+                model_dir = Path(tmp, "model")
+                mlflow.lightgbm.save_model(
+                    trained.booster,
+                    str(model_dir),
+                    signature=signature,
+                    extra_files=[str(contract_file), str(reference_file)],
+                    pip_requirements=[f"lightgbm=={lightgbm.__version__}"],
+                )
+                client.log_artifacts(run_id, str(model_dir), "model")
             tags = {
                 "feature_contract": trained.contract.key,
                 "feature_contract_digest": trained.contract.digest(),
                 **{f"metric.{k}": f"{v:.6f}" for k, v in ev.scalars().items()},
             }
-            mv = mlflow.register_model(logged.model_uri, model_name, tags=tags)
-            client.set_model_version_tag(model_name, str(mv.version), "run_id", run.info.run_id)
+            try:
+                client.create_registered_model(model_name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            mv = client.create_model_version(
+                model_name, f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags
+            )
+            client.set_model_version_tag(model_name, str(mv.version), "run_id", run_id)
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id)
         self.set_alias(model_name, alias, str(mv.version))
         return self.resolve(ModelURI(model_name, version=str(mv.version)))
 

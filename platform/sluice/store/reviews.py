@@ -62,8 +62,8 @@ class ReviewItem:
     result: str | None
     expires_at: datetime
     created_at: datetime
-    lease_owner: str | None = None
     lease_until: datetime | None = None
+    """While an approval is being carried out: when its hold on the item ends."""
 
     def table(self) -> pa.Table:
         return decode_row(self.message)
@@ -80,7 +80,7 @@ class ReviewItem:
         return {
             k: (v.isoformat() if isinstance(v, datetime) else v)
             for k, v in self.__dict__.items()
-            if k not in ("message", "lease_owner", "lease_until")
+            if k not in ("message", "lease_until")
         }
 
 

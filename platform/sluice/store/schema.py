@@ -150,7 +150,6 @@ reviews = Table(
     Column("result", String(64)),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("lease_owner", String(64)),
     Column("lease_until", DateTime(timezone=True)),
     Index("ix_reviews_status", "status", "run_id"),
 )

@@ -20,14 +20,12 @@ def upgrade() -> None:
         batch.add_column(sa.Column("lease_until", sa.DateTime(timezone=True)))
         batch.add_column(sa.Column("time_zone", sa.String(64)))
     with op.batch_alter_table("reviews") as batch:
-        batch.add_column(sa.Column("lease_owner", sa.String(64)))
         batch.add_column(sa.Column("lease_until", sa.DateTime(timezone=True)))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("reviews") as batch:
         batch.drop_column("lease_until")
-        batch.drop_column("lease_owner")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("time_zone")
         batch.drop_column("lease_until")
