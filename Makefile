@@ -37,6 +37,7 @@ lint: setup
 	$(BIN)/ruff check platform tests jobs
 	$(BIN)/ruff format --check platform tests jobs
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff check --fix platform tests jobs

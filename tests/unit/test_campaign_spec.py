@@ -7,7 +7,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sluice.campaign.spec import CampaignSpec, SmtpChannel, load_spec
+from sluice.campaign.spec import load_spec
+from sluice.contracts.campaign import CampaignSpec, SmtpChannel
 from sluice.contracts.customer import Channel
 from sluice.coordinator.transports import smtp_settings
 from sluice.errors import ConfigError

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from sluice.campaign.spec import CampaignSpec
+from sluice.contracts.campaign import CampaignSpec
 from sluice.decisioning.catalog import load_catalog
 from sluice.gates.base import FAIL, PASS, REVIEW, GateContext, MessageBatch, Verdicts
 from sluice.gates.brand_safety import BrandSafetyGate

@@ -14,7 +14,7 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluice.campaign.spec import CampaignSpec
+from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.coordinator.core import CoordinatorCore
 from sluice.store import connect, dispose_all

@@ -241,7 +241,7 @@ def test_rayjob_runs_a_fixed_campaign_run_that_resumes_on_retry(env: str) -> Non
     ]
     [volume] = [v for v in head["volumes"] if v["name"] == mount["name"]]
     [configmap] = [d for d in docs if name_of(d) == f"ConfigMap/{volume['configMap']['name']}"]
-    from sluice.campaign.spec import CampaignSpec
+    from sluice.contracts.campaign import CampaignSpec
 
     campaign = CampaignSpec.model_validate(yaml.safe_load(configmap["data"][spec_path.name]))
     assert campaign.model.endswith("@champion")

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sluice.approval import approve
 from sluice.campaign.candidates import assign_arms
-from sluice.campaign.spec import Guardrail
+from sluice.contracts.campaign import Guardrail
 from sluice.drift.reference import _numeric, psi
 from sluice.errors import ConflictError, PromotionRefusedError
 from sluice.feedback.guardrails import check
 from sluice.feedback.kpis import RunKpis
 from sluice.feedback.stats import mean, p_above_ratio, p_below_lift, rate, wilson
 from sluice.registry import CHALLENGER, CHAMPION, Registry
-from sluice.registry.lifecycle import approve, rollback
+from sluice.registry.rollback import rollback
 from sluice.store import connect
 from sluice.store.operations import OperationsLog
 from sluice.training import TrainedModel

@@ -22,18 +22,17 @@ from datetime import date
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import and_, select
 
-from sluice.campaign.spec import CampaignSpec
+from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.drafts import MessageDraft
 from sluice.decisioning.catalog import load_catalog
 from sluice.errors import NotFoundError
 from sluice.gates.base import OUTCOMES, GateContext, MessageBatch
 from sluice.gates.build import build_chain
 from sluice.generation.slots import personalise
-from sluice.store.db import connect
+from sluice.store.db import Engine, connect
 from sluice.store.runs import Runs
-from sluice.store.schema import audit, drafts
+from sluice.store.trail import draft_texts, gated_records
 
 REPLAYABLE = ("injection", "pii", "claims", "brand_safety", "channel_format", "confidence")
 LET_THROUGH = {"reserved", "deferred", "would_send", "would_defer"}
@@ -57,24 +56,10 @@ class ReplayReport:
         }
 
 
-def _records(engine: Any, run_id: str) -> tuple[list[dict[str, Any]], dict[str, MessageDraft]]:
-    with engine.connect() as conn:
-        rows = [
-            dict(r._mapping)
-            for r in conn.execute(
-                select(audit).where(and_(audit.c.run_id == run_id, audit.c.verdicts.is_not(None)))
-            )
-        ]
-        ids = sorted({r["draft_id"] for r in rows if r["draft_id"]})
-        found: dict[str, MessageDraft] = {}
-        for i in range(0, len(ids), 500):
-            for draft_id, text in conn.execute(
-                select(drafts.c.draft_id, drafts.c.draft).where(
-                    drafts.c.draft_id.in_(ids[i : i + 500])
-                )
-            ):
-                found[draft_id] = MessageDraft.model_validate_json(text)
-    return rows, found
+def _records(engine: Engine, run_id: str) -> tuple[list[dict[str, Any]], dict[str, MessageDraft]]:
+    rows = gated_records(engine, run_id)
+    texts = draft_texts(engine, [r["draft_id"] for r in rows if r["draft_id"]])
+    return rows, {k: MessageDraft.model_validate_json(v) for k, v in texts.items()}
 
 
 def replay_run(

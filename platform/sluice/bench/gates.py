@@ -127,7 +127,7 @@ def _messages(n: int, variants: int, seed: int, today: date) -> pa.Table:
 
 
 def run_gate_bench(messages: int, variants: int, work: Path) -> GateBench:
-    from sluice.campaign.spec import CampaignSpec
+    from sluice.contracts.campaign import CampaignSpec
     from sluice.decisioning.catalog import load_catalog
     from sluice.gates.base import OUTCOMES, GateChain, GateContext, MessageBatch
     from sluice.gates.build import build_chain

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
-from sluice.campaign.spec import CampaignSpec
 from sluice.contracts.briefs import Lifecycle, PropensityTier, SegmentProfile
+from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.customer import Channel
 from sluice.contracts.decisions import OfferCatalog
 from sluice.contracts.drafts import DraftSource, MessageDraft

@@ -25,7 +25,8 @@ from typing import Any, cast
 
 from sluice.campaign.candidates import CandidateTask, prepare_candidates, slim_profiles
 from sluice.campaign.copy import attach_copy, drafts_for
-from sluice.campaign.spec import CampaignSpec, load_spec
+from sluice.campaign.spec import load_spec
+from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import Clock
 from sluice.coordinator.actor import coordinator_for, stop_coordinator
 from sluice.decisioning.catalog import load_catalog

@@ -123,7 +123,7 @@ def approve(
     ceiling: CeilingOption = None,
 ) -> None:
     """Make VERSION champion: metric floors on a held-out window, drift, a named approver."""
-    from sluice.registry.lifecycle import approve as do_approve
+    from sluice.approval import approve as do_approve
 
     done = do_approve(
         version,
@@ -161,7 +161,7 @@ def rollback(
     reason: Annotated[str, typer.Option(help="Why (kept with the version).")] = "",
 ) -> None:
     """Point ALIAS back at the version it held before the current one."""
-    from sluice.registry.lifecycle import rollback as do_rollback
+    from sluice.registry.rollback import rollback as do_rollback
 
     done = do_rollback(by, alias=alias, name=name, reason=reason)
     assert done is not None

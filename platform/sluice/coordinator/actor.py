@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import ray
 
-from sluice.campaign.spec import CampaignSpec
+from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import Clock
 from sluice.coordinator.core import CoordinatorCore
 

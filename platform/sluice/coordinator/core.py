@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from sluice.campaign.spec import CampaignSpec
 from sluice.channels.unsubscribe import Unsubscribe, make_token
+from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.coordinator.delivery import Deliverer, DeliveryPolicy
 from sluice.coordinator.keys import idempotency_key

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from sluice.campaign.spec import CampaignSpec
+from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.decisions import OfferCatalog
 from sluice.gates.compliance import known_zone, window_end
 from sluice.store.ledger import DeliveryRow

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sluice.campaign.spec import CampaignSpec, OutboxChannel, SmtpChannel, WebhookChannel
 from sluice.channels.base import Transport
 from sluice.channels.outbox import OutboxTransport
 from sluice.channels.smtp import SmtpTransport
 from sluice.channels.webhook import WebhookTransport
+from sluice.contracts.campaign import CampaignSpec, OutboxChannel, SmtpChannel, WebhookChannel
 from sluice.errors import ConfigError
 
 

@@ -103,7 +103,7 @@ def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -
     version = registry.register(trained)
 
     step(f"Approving version {version.version} as champion (held-out window, floors, drift)")
-    from sluice.registry.lifecycle import approve
+    from sluice.approval import approve
 
     approve(version.version, "demo-analyst", window=work / "features-valid.parquet")
 

@@ -23,7 +23,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import and_, func, select
 
 from sluice.demo.pipeline import calendar_of, synth_world
 from sluice.errors import PromotionRefusedError
@@ -80,19 +79,19 @@ def run_scenario(
 ) -> dict[str, Any]:
     import yaml
 
+    from sluice.approval import approve
     from sluice.campaign.run import run_campaign
     from sluice.channels.unsubscribe import secret
     from sluice.devtools.mailsink import MailSink
     from sluice.feedback.ingest import ingest
     from sluice.feedback.simulator import simulate_run
     from sluice.registry import Registry
-    from sluice.registry.lifecycle import approve
     from sluice.report.data import write_report
     from sluice.runtime import ensure_ray
     from sluice.settings import get_settings
     from sluice.store.db import connect
     from sluice.store.incidents import Incidents
-    from sluice.store.schema import deliveries
+    from sluice.store.recipients import sends_since
     from sluice.training import TrainConfig, train
 
     work = config.workdir or get_settings().home_dir / "scenario"
@@ -157,19 +156,7 @@ def run_scenario(
     incident = next((i for i in opened if i.run_id == runs[0]), None)
     after = 0
     if incident is not None:
-        with engine.connect() as conn:
-            after = int(
-                conn.execute(
-                    select(func.count()).where(
-                        and_(
-                            deliveries.c.campaign_id == CAMPAIGN_ID,
-                            deliveries.c.arm == "canary",
-                            deliveries.c.state == "sent",
-                            deliveries.c.updated_at >= incident.opened_at,
-                        )
-                    )
-                ).scalar_one()
-            )
+        after = sends_since(engine, CAMPAIGN_ID, "canary", incident.opened_at)
     now_challenger = registry.resolve("sluice-propensity@challenger").version
     report = write_report(engine, runs[0], work / "report.html")
     step(f"Report: {report}")

@@ -10,20 +10,30 @@ arm is scored by the canary model).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, delete, select
 
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.contracts.feedback import DriftRow
 from sluice.drift.reference import Binning, Reference, psi
-from sluice.registry.loaded import LoadedModel
 from sluice.settings import get_settings
 from sluice.store.db import connect
-from sluice.store.schema import run_drift
+from sluice.store.drift import store_drift
 
 MAX_ROWS = 500_000
+
+
+class Measured(Protocol):
+    """A model version with its training reference (a loaded registry model is one)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def contract(self) -> FeatureContract: ...
+    @property
+    def reference(self) -> Reference | None: ...
 
 
 def level(value: float, warn: float, block: float) -> str:
@@ -91,8 +101,8 @@ def measure_run_drift(
     run_id: str,
     features: Path,
     candidates: Path,
-    model: LoadedModel,
-    canary: LoadedModel | None,
+    model: Measured,
+    canary: Measured | None,
     database_url: str | None,
 ) -> dict[str, list[DriftRow]]:
     """Measure and store the run's drift for its model (and canary model)."""
@@ -121,42 +131,3 @@ def measure_run_drift(
         store_drift(connect(database_url), run_id, m.version, rows)
         out[m.version] = rows
     return out
-
-
-def store_drift(engine: Engine, run_id: str, version: str, rows: list[DriftRow]) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            delete(run_drift).where(
-                (run_drift.c.run_id == run_id) & (run_drift.c.model_version == version)
-            )
-        )
-        if rows:
-            conn.execute(
-                run_drift.insert(),
-                [
-                    {
-                        "run_id": run_id,
-                        "model_version": version,
-                        "variable": r.variable,
-                        "psi": r.psi,
-                        "level": r.level,
-                    }
-                    for r in rows
-                ],
-            )
-
-
-def stored_drift(
-    engine: Engine, run_id: str | None = None, version: str | None = None
-) -> list[tuple[str, str, DriftRow]]:
-    """(run id, model version, row) of stored drift, optionally for one run or version."""
-    query = select(run_drift)
-    if run_id is not None:
-        query = query.where(run_drift.c.run_id == run_id)
-    if version is not None:
-        query = query.where(run_drift.c.model_version == version)
-    with engine.connect() as conn:
-        return [
-            (r.run_id, r.model_version, DriftRow(variable=r.variable, psi=r.psi, level=r.level))
-            for r in conn.execute(query.order_by(run_drift.c.run_id, run_drift.c.variable))
-        ]

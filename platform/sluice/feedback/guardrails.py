@@ -15,13 +15,12 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
-
-from sluice.campaign.spec import CampaignSpec, Guardrail
+from sluice.contracts.campaign import CampaignSpec, Guardrail
 from sluice.contracts.feedback import GuardrailResult, Incident
 from sluice.feedback.kpis import RunKpis, run_kpis
 from sluice.feedback.stats import p_above_ratio, p_below_lift
 from sluice.registry.uri import ModelURI
+from sluice.store.db import Engine
 from sluice.store.incidents import ArmStates, Incidents
 from sluice.store.operations import OperationsLog
 
@@ -116,7 +115,7 @@ def evaluate_guardrails(engine: Engine, run_id: str, act: bool = True) -> Guardr
 
 
 def _roll_back_alias(spec: CampaignSpec, kpis: RunKpis, actor: str, incident_id: str) -> str | None:
-    from sluice.registry.lifecycle import rollback
+    from sluice.registry.rollback import rollback
 
     assert spec.canary is not None
     ref = ModelURI.parse(spec.canary.model)

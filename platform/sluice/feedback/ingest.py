@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
 from sluice.channels.unsubscribe import read_token
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.customer import Channel
 from sluice.contracts.feedback import EventReject, EventType, IngestResult, OutcomeEvent
 from sluice.errors import InputError
+from sluice.store.db import Engine
 from sluice.store.events import EventStore
 
 log = logging.getLogger("sluice.events")

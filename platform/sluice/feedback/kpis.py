@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
-
 from sluice.contracts.feedback import ArmKpi, EventType, Interval
 from sluice.errors import NotFoundError
 from sluice.feedback.stats import Estimate, difference, mean, normal_interval, rate, wilson
+from sluice.store.db import Engine
 from sluice.store.events import EventStore
+from sluice.store.recipients import run_recipients, sent_channels
 from sluice.store.runs import RunRecord, Runs
-from sluice.store.schema import audit, deliveries
 
 ARMS = ("holdout", "canary", "main")
 METRICS = ("conversion_rate", "revenue_per_recipient", "unsubscribe_rate", "complaint_rate")
@@ -58,24 +57,15 @@ def run_kpis(engine: Engine, run_id: str) -> RunKpis:
     groups: dict[tuple[str, str | None], _Tally] = defaultdict(_Tally)
     arm_of: dict[str, tuple[str, str | None]] = {}
     score_of: dict[str, float] = {}
-    with engine.connect() as conn:
-        for cid, arm, version, score in conn.execute(
-            select(audit.c.customer_id, audit.c.arm, audit.c.model_version, audit.c.score).where(
-                audit.c.run_id == run_id
-            )
-        ):
-            key = (str(arm), version)
-            groups[key].recipients.add(cid)
-            arm_of[cid] = key
-            if score is not None:
-                score_of[cid] = float(score)
-        for (cid,) in conn.execute(
-            select(deliveries.c.customer_id).where(
-                and_(deliveries.c.run_id == run_id, deliveries.c.state == "sent")
-            )
-        ):
-            if cid in arm_of:
-                groups[arm_of[cid]].sent.add(cid)
+    for r in run_recipients(engine, run_id):
+        key = (r.arm, r.model_version)
+        groups[key].recipients.add(r.customer_id)
+        arm_of[r.customer_id] = key
+        if r.score is not None:
+            score_of[r.customer_id] = r.score
+    for cid in sent_channels(engine, run_id):
+        if cid in arm_of:
+            groups[arm_of[cid]].sent.add(cid)
     events = EventStore(engine).for_customers(
         set(arm_of), run.started_at, run.started_at + timedelta(days=days)
     )

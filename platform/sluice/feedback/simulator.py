@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from sqlalchemy import Engine, and_, select
 
 from sluice.errors import NotFoundError
 from sluice.hashing import unit_hash
+from sluice.store.db import Engine
+from sluice.store.recipients import run_recipients, sent_channels
 from sluice.store.runs import Runs
-from sluice.store.schema import audit, deliveries
 
 
 @dataclass(frozen=True)
@@ -68,27 +68,17 @@ def simulate_run(
     if run is None:
         raise NotFoundError(f"no campaign run {run_id!r}", field="run_id")
     days = int(run.spec.get("attribution_days", 7))
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(audit.c.customer_id, audit.c.arm, audit.c.score).where(audit.c.run_id == run_id)
-        ).all()
-        sent = {
-            str(cid): str(channel)
-            for cid, channel in conn.execute(
-                select(deliveries.c.customer_id, deliveries.c.channel).where(
-                    and_(deliveries.c.run_id == run_id, deliveries.c.state == "sent")
-                )
-            ).all()
-        }
+    rows = run_recipients(engine, run_id)
+    sent = sent_channels(engine, run_id)
     if not rows:
         return []
     t = pq.read_table(truth, columns=["customer_id", "latent_propensity", "propensity_90d"])
     index = {c: i for i, c in enumerate(t.column("customer_id").to_pylist())}
     latent_all = t.column("latent_propensity").to_numpy()
     p90_all = t.column("propensity_90d").to_numpy()
-    ids = [str(r[0]) for r in rows]
-    arms = np.array([r[1] for r in rows])
-    scores = np.array([np.nan if r[2] is None else float(r[2]) for r in rows])
+    ids = [r.customer_id for r in rows]
+    arms = np.array([r.arm for r in rows])
+    scores = np.array([np.nan if r.score is None else r.score for r in rows])
     pos = np.array([index.get(c, -1) for c in ids])
     known = pos >= 0
     latent = np.where(known, latent_all[np.maximum(pos, 0)], np.nan)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sluice.campaign.spec import CampaignSpec
+from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.decisions import OfferCatalog
 from sluice.gates.base import Gate, GateChain
 from sluice.gates.brand_safety import BrandSafetyGate

@@ -252,7 +252,7 @@ class Registry:
         """Point ``to`` at ``version`` if it meets every floor and ceiling; else refuse.
 
         ``champion`` also needs a named approver (``by``); the checks use ``metrics``
-        (from a held-out window, see :func:`sluice.registry.lifecycle.approve`) or else
+        (from a held-out window, see :func:`sluice.approval.approve`) or else
         the validation metrics recorded at registration."""
         model_name = name or self.settings.model_name
         info = self.resolve(ModelURI(model_name, version=version))

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import Engine
 
 from sluice.contracts.feedback import (
     DriftRow,
@@ -16,10 +15,11 @@ from sluice.contracts.feedback import (
     ReportData,
     ScoreHistogram,
 )
-from sluice.drift.measure import stored_drift
 from sluice.feedback.guardrails import check_run
 from sluice.feedback.kpis import RunKpis, run_kpis
 from sluice.store.audit import AuditStore
+from sluice.store.db import Engine
+from sluice.store.drift import stored_drift
 from sluice.store.incidents import Incidents
 
 BINS = 20

@@ -43,8 +43,8 @@ def show(
 def approve(
     review_id: str, by: str, database_url: str | None = None, clock: Clock = SYSTEM_CLOCK
 ) -> ReviewItem:
-    from sluice.campaign.spec import CampaignSpec
     from sluice.channels.unsubscribe import secret
+    from sluice.contracts.campaign import CampaignSpec
     from sluice.coordinator.core import CoordinatorCore
     from sluice.coordinator.reviewed import release_reviewed
     from sluice.coordinator.transports import lease_for

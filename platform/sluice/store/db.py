@@ -19,6 +19,8 @@ _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+__all__ = ["Engine", "connect", "dispose_all", "normalise_url", "upgrade", "utc"]
+
 
 def normalise_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` use the psycopg 3 driver."""

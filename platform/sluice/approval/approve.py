@@ -1,12 +1,12 @@
-"""A model version's way to champion and back: approval on a held-out window, rollback.
+"""A model version's way to champion: approval on a held-out window, in a person's name.
 
 ``approve`` evaluates the version on a held-out labelled window (or, without one, takes
 the validation metrics recorded at registration), checks the configured floors and
 ceilings, checks drift (the window's PSI against the version's training reference, and
 any campaign run that scored with the version: the score's PSI blocks, features' warn,
 unless ``drift_block_on`` is ``any``), and only then points ``champion`` at it
-in the name of a person. ``rollback`` points an alias back at the version it held
-before. Both are recorded as MLflow tags on the version and in the operations log.
+in the name of a person. It is recorded as MLflow tags on the version and in the
+operations log; :func:`sluice.registry.rollback.rollback` is the way back.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from sluice.contracts.feedback import DriftRow
-from sluice.errors import ConflictError, ModelNotFoundError, PromotionRefusedError
-from sluice.registry.promotion import MetricCheck
-from sluice.registry.registry import CHALLENGER, CHAMPION, Registry
-from sluice.registry.uri import ModelURI
+from sluice.drift.measure import drift_rows
+from sluice.errors import ModelNotFoundError, PromotionRefusedError
+from sluice.registry import CHAMPION, MetricCheck, ModelURI, Registry
+from sluice.scoring.predictor import prepare_predictor
 from sluice.store.db import connect
+from sluice.store.drift import stored_drift
 from sluice.store.operations import OperationsLog
+from sluice.training.dataset import read_labelled
+from sluice.training.metrics import evaluate
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,6 @@ def window_metrics(
     registry: Registry, version: str, window: Path, name: str | None = None
 ) -> tuple[dict[str, float], list[DriftRow]]:
     """The version's metrics on a labelled feature table, and that table's drift."""
-    from sluice.drift.measure import drift_rows
-    from sluice.scoring.predictor import prepare_predictor
-    from sluice.training.dataset import read_labelled
-    from sluice.training.metrics import evaluate
 
     model = registry.load(ModelURI(name or registry.settings.model_name, version=version))
     data = read_labelled(window, model.contract)
@@ -70,7 +69,6 @@ def approve(
     registry: Registry | None = None,
 ) -> Approval:
     """Make ``version`` champion if it passes floors and drift checks; refuse otherwise."""
-    from sluice.drift.measure import stored_drift
 
     registry = registry or Registry()
     model_name = name or registry.settings.model_name
@@ -138,59 +136,3 @@ def approve(
         },
     )
     return Approval(version, by, label, metrics, checks, drift, previous)
-
-
-@dataclass(frozen=True)
-class Rollback:
-    alias: str
-    from_version: str
-    to_version: str
-
-
-def rollback(
-    by: str,
-    *,
-    alias: str = CHAMPION,
-    name: str | None = None,
-    reason: str = "",
-    registry: Registry | None = None,
-    only_if: str | None = None,
-) -> Rollback | None:
-    """Point ``alias`` back at the version it held before the current one.
-
-    A challenger with no earlier version falls back to the champion's version (the
-    canary then serves what main serves). With ``only_if``, nothing happens unless the
-    alias still points at that version (a guardrail must not undo a newer decision);
-    None is returned then."""
-    registry = registry or Registry()
-    model_name = name or registry.settings.model_name
-    current = registry.resolve(ModelURI(model_name, alias=alias)).version
-    if only_if is not None and current != only_if:
-        return None
-    earlier = [v for v in registry.alias_history(model_name, alias) if v != current]
-    rolled = {
-        v.version for v in registry.versions(model_name) if v.tags.get(f"rolled_back.{alias}")
-    }
-    candidates = [v for v in earlier if v not in rolled]
-    if candidates:
-        target = candidates[-1]
-    elif alias == CHALLENGER:
-        target = registry.resolve(ModelURI(model_name, alias=CHAMPION)).version
-    else:
-        raise ConflictError(
-            f"{alias} of {model_name} has no earlier version to roll back to", field="alias"
-        )
-    registry.set_alias(model_name, alias, target)
-    stamp = datetime.now(UTC).isoformat()
-    client = registry.client
-    client.set_model_version_tag(model_name, current, f"rolled_back.{alias}", stamp)
-    client.set_model_version_tag(model_name, current, f"rolled_back.{alias}_by", by)
-    if reason:
-        client.set_model_version_tag(model_name, current, f"rolled_back.{alias}_reason", reason)
-    OperationsLog(connect(registry.settings.effective_database_url)).record(
-        "rollback",
-        f"model:{model_name}/{current}",
-        by,
-        {"alias": alias, "from": current, "to": target, "reason": reason},
-    )
-    return Rollback(alias, current, target)
