@@ -231,3 +231,65 @@ def test_an_uncapped_campaign_still_counts_on_the_recipients_day(database_url: s
     assert ledger.reserve([res("u1", "c1", "run-u")], cap=None).reserved == ["u1"]
     assert ledger.contacts("c1") == {DAY: 1}
     assert ledger.reserve([res("k1", "c1", "run-k")], cap=1).capped == ["k1"]
+
+
+def test_an_approved_review_is_booked_in_one_transaction(database_url: str) -> None:
+    """An approval's reservation, its settled audit record and the item's result commit
+    together; the cap counted in the same transaction can still refuse it."""
+    from sluice.store.audit import AuditStore
+    from sluice.store.booking import Booking, Release, book, book_release
+    from sluice.store.reviews import APPROVED, ReviewQueue
+
+    engine = connect(database_url)
+    ledger, queue = Ledger(engine), ReviewQueue(engine)
+    items = [
+        {
+            "review_id": f"k{n}",
+            "run_id": "run-a",
+            "campaign_id": "camp",
+            "customer_id": f"c{n}",
+            "channel": "email",
+            "gate": "confidence",
+            "reason": "ambiguous_score",
+            "message": "",
+            "expires_at": datetime(2099, 1, 1, tzinfo=UTC),
+        }
+        for n in (1, 2)
+    ]
+    rows = [
+        {
+            "run_id": "run-a",
+            "customer_id": f"c{n}",
+            "decision_id": f"dec_{n}",
+            "campaign_id": "camp",
+            "arm": "main",
+            "outcome": "review",
+        }
+        for n in (1, 2)
+    ]
+    book(engine, Booking([res("k0", "c2")], rows, {}, items), 1, lambda _: None)
+    for n in (1, 2):
+        queue.decide(f"k{n}", APPROVED, "alice", None, None)
+    approved = [{"gate": "confidence", "outcome": "pass", "reason": "approved", "detail": "alice"}]
+
+    broken = Release("k1", "run-a", "c1", [{"detail": object()}], res("k1", "c1"))
+    with pytest.raises(TypeError):  # the audit trail cannot be written: nothing stays
+        book_release(engine, broken, 1)
+    assert ledger.states(["k1"]) == {} and ledger.contacts("c1") == {}
+    assert queue.get("k1").result is None
+
+    assert book_release(engine, Release("k1", "run-a", "c1", approved, res("k1", "c1")), 1) == (
+        "reserved"
+    )
+    assert ledger.states(["k1"]) == {"k1": "reserved"} and queue.get("k1").result == "reserved"
+    record = AuditStore(engine).record_of("run-a", "c1")
+    assert record is not None and (record["outcome"], record["idempotency_key"]) == (
+        "reserved",
+        "k1",
+    )
+
+    capped = book_release(engine, Release("k2", "run-a", "c2", approved, res("k2", "c2")), 1)
+    assert capped == "rejected:frequency_cap:frequency_cap" and ledger.states(["k2"]) == {}
+    assert queue.get("k2").result == capped
+    record = AuditStore(engine).record_of("run-a", "c2")
+    assert record is not None and record["outcome"] == "rejected" and not record["idempotency_key"]

@@ -263,7 +263,7 @@ class CoordinatorCore:
                     counts[name] += 1
                     self._sample(r, until)
                     continue
-                reservations.append(self._reservation(r, key, until, now))
+                reservations.append(self.reservation(r, key, until, now))
                 audit_rows.append(
                     self._audit_row(
                         r,
@@ -294,7 +294,7 @@ class CoordinatorCore:
             counts.update(self.deliverer.deliver(self.ledger.pending(self.run_id, batch_keys)))
         return dict(counts)
 
-    def _reservation(
+    def reservation(
         self, r: dict[str, Any], key: str, until: datetime | None, now: datetime
     ) -> Reservation:
         local_day = (until or now).astimezone(ZoneInfo(r["time_zone"])).date()

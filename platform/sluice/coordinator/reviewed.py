@@ -26,6 +26,7 @@ from sluice.gates.base import (
     GateContext,
     MessageBatch,
 )
+from sluice.store.booking import Release, book_release
 from sluice.store.reviews import encode_row
 
 if TYPE_CHECKING:
@@ -71,10 +72,13 @@ def review_expiry(core: CoordinatorCore, r: dict[str, Any], now: datetime) -> da
     return until
 
 
-def release_reviewed(core: CoordinatorCore, table: pa.Table, gate: str, by: str) -> str:
+def release_reviewed(
+    core: CoordinatorCore, review_id: str, table: pa.Table, gate: str, by: str
+) -> str:
     """A person approved the review ``gate`` asked for: the message goes through every
-    other gate again (consent, suppression and the cap may have changed meanwhile),
-    then the ledger and delivery like any other. Returns what became of it."""
+    other gate again (consent, suppression and the cap may have changed meanwhile), is
+    booked in one transaction (reservation, audit record, the item's result) like a
+    campaign batch, and delivered by the run's deliverer. Returns what became of it."""
     if core.dry_run:
         raise ConflictError("review_id: a dry run sends nothing; nothing to approve")
     now = core.clock.now()
@@ -86,46 +90,20 @@ def release_reviewed(core: CoordinatorCore, table: pa.Table, gate: str, by: str)
     )
     result = chain.run(MessageBatch(table), ctx)
     approval = {"gate": gate, "outcome": "pass", "reason": "approved", "detail": f"by {by}"}
-    verdicts = [approval, *result.verdicts[0]]
+    release = Release(review_id, core.run_id, row["customer_id"], [approval, *result.verdicts[0]])
     code = int(result.outcome[0])
     if code in (FAIL, REVIEW):
-        outcome = "rejected" if code == FAIL else "review"
-        core.audit.settle_review(
-            core.run_id,
-            row["customer_id"],
-            outcome,
-            str(result.gate[0]),
-            str(result.reason[0]),
-            verdicts,
-            None,
+        release.outcome = "rejected" if code == FAIL else "review"
+        release.gate, release.reason = str(result.gate[0]), str(result.reason[0])
+    else:
+        until = (
+            None
+            if result.defer_until[0] == NO_TIME
+            else datetime.fromtimestamp(result.defer_until[0] / 1e6, UTC)
         )
-        return f"{outcome}:{result.gate[0]}:{result.reason[0]}"
-    until = (
-        None
-        if result.defer_until[0] == NO_TIME
-        else datetime.fromtimestamp(result.defer_until[0] / 1e6, UTC)
-    )
-    booked = core.ledger.reserve([core._reservation(row, key, until, now)], core.cap, now)
-    if booked.capped:
-        verdicts.append(
-            {
-                "gate": "frequency_cap",
-                "outcome": "fail",
-                "reason": "frequency_cap",
-                "detail": "cap reached when reserving",
-            }
-        )
-        core.audit.settle_review(
-            core.run_id,
-            row["customer_id"],
-            "rejected",
-            "frequency_cap",
-            "frequency_cap",
-            verdicts,
-            None,
-        )
-        return "rejected:frequency_cap:frequency_cap"
-    outcome = "deferred" if booked.deferred else "reserved"
-    core.audit.settle_review(core.run_id, row["customer_id"], outcome, None, None, verdicts, key)
+        release.reservation = core.reservation(row, key, until, now)
+    booked = book_release(core.engine, release, core.cap, core.clock)
+    if booked != "reserved":
+        return booked
     delivered = core.deliverer.deliver(core.ledger.pending(core.run_id, [key]))
-    return "sent" if delivered.get("sent") else outcome
+    return "sent" if delivered.get("sent") else booked

@@ -64,10 +64,11 @@ def approve(
         item.run_id, spec, False, database_url, secret(), decision_date, clock=clock
     )
     try:
-        result = release_reviewed(core, item.table(), item.gate, by)
+        result = release_reviewed(core, review_id, item.table(), item.gate, by)
     finally:
         core.close()
-    queue.settle(review_id, result)
+    if result == "sent":  # booked as reserved; delivered since
+        queue.settle(review_id, result)
     return queue.get(review_id)
 
 

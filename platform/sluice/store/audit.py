@@ -37,6 +37,34 @@ def record_in(
         )
 
 
+def settle_in(
+    conn: Connection,
+    run_id: str,
+    customer_id: str,
+    outcome: str,
+    gate: str | None,
+    reason: str | None,
+    verdicts: list[dict[str, Any]],
+    key: str | None,
+) -> None:
+    """A reviewed message's record after a person's decision, in ``conn``'s transaction:
+    the review verdict and what the other gates and the ledger said then are added to
+    its verdicts."""
+    where = and_(audit.c.run_id == run_id, audit.c.customer_id == customer_id)
+    before = conn.execute(select(audit.c.verdicts).where(where)).scalar()
+    conn.execute(
+        update(audit)
+        .where(where)
+        .values(
+            outcome=outcome,
+            gate=gate,
+            reason=reason,
+            verdicts=json.dumps([*json.loads(before or "[]"), *verdicts]),
+            idempotency_key=key,
+        )
+    )
+
+
 class AuditStore:
     def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
@@ -59,26 +87,9 @@ class AuditStore:
         verdicts: list[dict[str, Any]],
         key: str | None,
     ) -> None:
-        """A reviewed message's record after a person's decision: the review verdict and
-        what the other gates and the ledger said then are added to its verdicts."""
+        """A reviewed message's record after a person's decision (see :func:`settle_in`)."""
         with self.engine.begin() as conn:
-            before = conn.execute(
-                select(audit.c.verdicts).where(
-                    and_(audit.c.run_id == run_id, audit.c.customer_id == customer_id)
-                )
-            ).scalar()
-            trail = [*json.loads(before or "[]"), *verdicts]
-            conn.execute(
-                update(audit)
-                .where(and_(audit.c.run_id == run_id, audit.c.customer_id == customer_id))
-                .values(
-                    outcome=outcome,
-                    gate=gate,
-                    reason=reason,
-                    verdicts=json.dumps(trail),
-                    idempotency_key=key,
-                )
-            )
+            settle_in(conn, run_id, customer_id, outcome, gate, reason, verdicts, key)
 
     def recorded(self, run_id: str, customer_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

@@ -6,6 +6,8 @@ record of every candidate and the drafts they point to, and the review items. A 
 any point leaves either the whole booking or none of it, so a retried batch is
 recognised from what was booked (its audit records) and never gated into another
 outcome, and no reserved message is ever without its audit record or its review item.
+An approved review item is booked the same way (:func:`book_release`): its reservation,
+its settled audit record and the item's result together.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
-from sluice.store.audit import record_in
+from sluice.store.audit import record_in, settle_in
 from sluice.store.reservations import Reservation, ReserveOutcome, reserve_in
-from sluice.store.reviews import enqueue_in
+from sluice.store.reviews import enqueue_in, settle_item_in
 
 
 @dataclass
@@ -53,3 +55,51 @@ def book(
         record_in(conn, booking.audit_rows, booking.drafts, now)
         enqueue_in(conn, booking.review_items, now)
     return outcome
+
+
+@dataclass
+class Release:
+    """A reviewed message after a person's approval and the other gates' second look.
+
+    ``reservation`` is None when a gate rejected it (or asked for review again) on that
+    second look; ``outcome``, ``gate`` and ``reason`` say so."""
+
+    review_id: str
+    run_id: str
+    customer_id: str
+    verdicts: list[dict[str, Any]]
+    reservation: Reservation | None = None
+    outcome: str = "reserved"
+    gate: str | None = None
+    reason: str | None = None
+
+
+def book_release(
+    engine: Engine, release: Release, cap: int | None, clock: Clock = SYSTEM_CLOCK
+) -> str:
+    """Book an approved message in one transaction: its reservation (the cap counted),
+    its audit record settled, and the review item's result. Returns that result:
+    ``reserved``, ``deferred`` or ``<outcome>:<gate>:<reason>``."""
+    now = clock.now()
+    outcome, gate, reason, key = release.outcome, release.gate, release.reason, None
+    verdicts = list(release.verdicts)
+    with engine.begin() as conn:
+        if release.reservation is not None:
+            booked = reserve_in(conn, [release.reservation], cap, now)
+            if booked.capped:
+                outcome, gate, reason = "rejected", "frequency_cap", "frequency_cap"
+                verdicts.append(
+                    {
+                        "gate": gate,
+                        "outcome": "fail",
+                        "reason": reason,
+                        "detail": "cap reached when reserving",
+                    }
+                )
+            else:
+                key = release.reservation.idempotency_key
+                outcome = "deferred" if booked.deferred else "reserved"
+        settle_in(conn, release.run_id, release.customer_id, outcome, gate, reason, verdicts, key)
+        result = outcome if key is not None else f"{outcome}:{gate}:{reason}"
+        settle_item_in(conn, release.review_id, result)
+    return result

@@ -93,6 +93,15 @@ def enqueue_in(conn: Connection, items: Sequence[dict[str, Any]], now: datetime)
         )
 
 
+def settle_item_in(conn: Connection, review_id: str, result: str) -> None:
+    """Record what became of an approved item in ``conn``'s transaction; its lease ends."""
+    conn.execute(
+        update(reviews)
+        .where(reviews.c.review_id == review_id)
+        .values(result=result, lease_until=None)
+    )
+
+
 class ReviewQueue:
     def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = engine
@@ -202,10 +211,6 @@ class ReviewQueue:
         return self.get(review_id)
 
     def settle(self, review_id: str, result: str) -> None:
-        """What became of an approved item (reserved, deferred, rejected by a gate...)."""
+        """What became of an approved item (reserved, deferred, sent, rejected by a gate)."""
         with self.engine.begin() as conn:
-            conn.execute(
-                update(reviews)
-                .where(reviews.c.review_id == review_id)
-                .values(result=result, lease_until=None)
-            )
+            settle_item_in(conn, review_id, result)
