@@ -186,3 +186,48 @@ def test_the_send_time_recheck_defers_expires_and_moves_the_cap_day(
     states = {r.idempotency_key: r.state for r in ledger.rows("run-s")}
     assert states == {"s-berlin": "sent", "s-jacket": "expired", "s-late": "failed"}
     assert ledger.contacts("c2") == {day: 0, date(2026, 7, 2): 0}
+
+
+def test_batches_send_each_message_once_and_a_crash_before_settling_is_reconciled(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Workers claim, send and settle rows in batches. A worker that died after sending
+    a batch but before settling it left rows stamped under its lease: once that lease is
+    over they are reconciled with the relay (delivered: sent), never sent again; a
+    recipient suppressed after booking is withdrawn, not sent."""
+    from datetime import UTC, datetime, timedelta
+
+    from sluice.channels.base import OutboundMessage
+    from sluice.contracts.clock import Clock
+    from sluice.coordinator.delivery import DeliveryPolicy
+    from sluice.store.suppressions import Suppressions
+
+    sink = MailSink(tmp_path / "mail").start()
+    try:
+        engine = connect(database_url)
+        t0 = datetime.now(UTC)
+        ledger = Ledger(engine, Clock.at(t0))
+        keys = book(ledger, 150)
+        # A worker claims the first 40 as one batch, sends them and dies unsettled.
+        dead = ledger.claim_many(keys[:40], "dead-worker", timedelta(seconds=30), "outdoors")
+        assert dead == set(keys[:40])
+        relay = smtp(sink)
+        for row in ledger.pending("run-d", keys[:40]):
+            relay.send(OutboundMessage.from_payload(row.idempotency_key, row.payload))
+        relay.close()
+        Suppressions(engine).add("c77", "unsubscribed", brand="outdoors")
+
+        later = Ledger(engine, Clock.at(t0 + timedelta(minutes=5)))
+        live = Deliverer(
+            later, {"email": smtp(sink)}, {"email": 3}, DeliveryPolicy(batch=16), brand="outdoors"
+        )
+        out = live.drain(lambda: later.pending("run-d"))
+        live.close()
+        assert out == {"sent": 149, "suppressed": 1}
+        assert sum(sink.store.attempts.values()) == 149
+        assert all(n == 1 for n in sink.store.attempts.values())
+        assert later.counts("run-d") == {"sent": 149, "suppressed": 1}
+        reconciled = [r for r in later.rows("run-d") if r.idempotency_key in dead]
+        assert all((r.provider_message_id or "").startswith("reconciled:") for r in reconciled)
+    finally:
+        sink.stop()

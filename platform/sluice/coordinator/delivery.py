@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from sluice.channels.base import (
     AmbiguousSendError,
@@ -46,6 +47,7 @@ from sluice.coordinator.sendtime import SendRules
 from sluice.store.ledger import DeliveryRow, Ledger
 
 log = logging.getLogger("sluice.delivery")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class DeliveryPolicy:
     lease: timedelta = timedelta(minutes=2)
     """How long a claim holds a row: longer than any one attempt can take (connect, send,
     the provider's reply), so a live attempt's lease never runs out under it."""
+    batch: int = 32
+    """Rows a worker claims, sends and settles together."""
 
 
 def worker_id() -> str:
@@ -79,11 +83,10 @@ class Deliverer:
         self.brand = brand
         """With a brand, every claim re-checks suppressions and paused arms."""
         self.transports = transports
+        self.workers = {ch: max(1, concurrency.get(ch, 1)) for ch in transports}
         self.pools = {
-            ch: ThreadPoolExecutor(
-                max_workers=max(1, concurrency.get(ch, 1)), thread_name_prefix=f"deliver-{ch}"
-            )
-            for ch in transports
+            ch: ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"deliver-{ch}")
+            for ch, n in self.workers.items()
         }
         self.policy = policy or DeliveryPolicy()
         self.owner = owner or worker_id()
@@ -92,11 +95,21 @@ class Deliverer:
         self._lock = threading.Lock()
 
     def deliver(self, rows: list[DeliveryRow]) -> Counter[str]:
-        """Deliver every row (blocking until all are settled); counts outcomes."""
-        futures = [
-            self.pools[r.channel].submit(self._isolated, r) for r in rows if r.channel in self.pools
-        ]
-        outcome: Counter[str] = Counter(f.result() for f in futures)
+        """Deliver every row (blocking until all are settled); counts outcomes.
+
+        Each channel's rows are split into batches, one per worker at a time: a batch is
+        claimed under one lease in one statement, sent over the worker's connection, and
+        its sends settled in one transaction."""
+        futures = []
+        for channel, pool in self.pools.items():
+            mine = [r for r in rows if r.channel == channel]
+            size = max(1, min(self.policy.batch, -(-len(mine) // self.workers[channel])))
+            futures += [
+                pool.submit(self._batch, mine[i : i + size]) for i in range(0, len(mine), size)
+            ]
+        outcome: Counter[str] = Counter()
+        for f in futures:
+            outcome.update(f.result())
         return outcome
 
     def drain(self, fetch: Callable[[], list[DeliveryRow]]) -> Counter[str]:
@@ -124,11 +137,71 @@ class Deliverer:
             wait = (min(held) - self.ledger.clock.now()).total_seconds()
             time.sleep(min(max(wait, 0.0) + 0.25, left))
 
-    def _isolated(self, row: DeliveryRow) -> str:
-        if row.channel in self.down:
-            return "channel_down"
+    def _batch(self, rows: list[DeliveryRow]) -> Counter[str]:
+        """One worker's batch. Rows an earlier attempt stamped, and rows the send-time
+        re-check moves, go one at a time; the rest are claimed together and sent while
+        the claim's lease leaves room for a whole attempt."""
+        out: Counter[str] = Counter()
+        ready: list[DeliveryRow] = []
+        for row in rows:
+            if row.attempt_started_at is not None or row.channel in self.down:
+                out[self._isolated(row)] += 1
+                continue
+            held = self._guard(row, self._recheck, row)
+            if held is None:
+                ready.append(row)
+            else:
+                out[held] += 1
+        if not ready:
+            return out
+        lease = self.policy.lease
+        # The lease is longer than one attempt by half again (see lease_for): no attempt
+        # starts once less than a whole attempt's time is left of it.
+        last_start = time.monotonic() + lease.total_seconds() / 3
+        claimed = self._guard(
+            ready[0],
+            self.ledger.claim_many,
+            [r.idempotency_key for r in ready],
+            self.owner,
+            lease,
+            self.brand,
+        )
+        if not isinstance(claimed, set):  # the claim itself failed: all stay reserved
+            out[claimed] += len(ready)
+            return out
+        sent: list[tuple[str, str]] = []
+        for row in ready:
+            key = row.idempotency_key
+            if key not in claimed:
+                out[self._isolated(row, claim=False)] += 1
+                continue
+            if row.channel in self.down or time.monotonic() > last_start:
+                self._guard(row, self.ledger.release, key, "not started in time", self.owner)
+                out[self._isolated(row)] += 1
+                continue
+            verdict = self._guard(row, self._attempt, row)
+            if isinstance(verdict, tuple):
+                sent.append(verdict)
+            elif verdict == "retry":
+                time.sleep(self.policy.backoff_s)
+                out[self._isolated(row)] += 1
+            else:
+                out[verdict] += 1
+        if not sent:
+            return out
         try:
-            return self._one(row)
+            self.ledger.mark_sent_many(sent, self.owner)
+        except Exception:  # each lease runs out; a resume reconciles them as delivered
+            log.exception("could not record %d sends", len(sent))
+            out["error"] += len(sent)
+        else:
+            out["sent"] += len(sent)
+        return out
+
+    def _guard(self, row: DeliveryRow, step: Callable[..., _T], *args: Any) -> _T | str:
+        """Run one message's step; its failure is that message's, never the batch's."""
+        try:
+            return step(*args)
         except ChannelDownError as exc:
             with self._lock:
                 first = row.channel not in self.down
@@ -144,6 +217,20 @@ class Deliverer:
             log.exception("delivering %s failed unexpectedly", row.idempotency_key)
             return "error"
 
+    def _isolated(self, row: DeliveryRow, claim: bool = True) -> str:
+        """One message on its own, start to end (``claim=False``: a row the batch claim
+        did not get, which may have been withdrawn by a suppression)."""
+        if row.channel in self.down:
+            return "channel_down"
+        if not claim:
+            return str(self._guard(row, self._unclaimed, row.idempotency_key))
+        return str(self._guard(row, self._one, row))
+
+    def _unclaimed(self, key: str) -> str:
+        if self.brand is not None and self.ledger.withdraw_blocked(key, self.brand):
+            return "suppressed"
+        return "skipped"
+
     def _reconcile(self, transport: Transport, message: OutboundMessage) -> bool | None:
         try:
             return transport.reconcile(message)
@@ -152,6 +239,21 @@ class Deliverer:
         except Exception:
             log.exception("reconciling %s failed", message.idempotency_key)
             return None
+
+    def _recheck(self, row: DeliveryRow) -> str | None:
+        """The send-time re-check: None to go ahead, else what became of the row."""
+        if self.rules is None:
+            return None
+        key = row.idempotency_key
+        check = self.rules.check(row, self.ledger.clock.now())
+        if check.action == "expire":
+            return "expired" if self.ledger.expire(key, check.reason) else "skipped"
+        if check.action in ("defer", "move"):
+            assert check.day is not None
+            moved = self.ledger.reschedule(key, check.day, self.rules.cap, check.until)
+            if moved != "moved":
+                return {"deferred": "deferred", "capped": "capped"}.get(moved, "skipped")
+        return None
 
     def _one(self, row: DeliveryRow) -> str:
         transport = self.transports[row.channel]
@@ -176,51 +278,52 @@ class Deliverer:
                 return "failed"
             if not self.ledger.release(key, "reconciled: not delivered", owner=me):
                 return "busy"
-        if self.rules is not None:
-            check = self.rules.check(row, self.ledger.clock.now())
-            if check.action == "expire":
-                return "expired" if self.ledger.expire(key, check.reason) else "skipped"
-            if check.action in ("defer", "move"):
-                assert check.day is not None
-                moved = self.ledger.reschedule(key, check.day, self.rules.cap, check.until)
-                if moved != "moved":
-                    return {"deferred": "deferred", "capped": "capped"}.get(moved, "skipped")
+        held = self._recheck(row)
+        if held is not None:
+            return held
         for attempt in range(self.policy.transient_attempts):
             if not self.ledger.claim(key, me, lease, self.brand):
-                if self.brand is not None and self.ledger.withdraw_blocked(key, self.brand):
-                    return "suppressed"
-                return "skipped"
-            try:
-                provider_id = transport.send(message)
-            except TransientSendError as exc:
-                self.ledger.release(key, f"transient: {exc}", owner=me)
-                time.sleep(self.policy.backoff_s * 2**attempt)
-                continue
-            except PermanentSendError as exc:
-                self.ledger.mark_failed(key, f"refused: {exc}", owner=me)
-                return "failed"
-            except AmbiguousSendError as exc:
-                known = self._reconcile(transport, message)
-                if known is True:
-                    self.ledger.mark_sent(key, f"reconciled:{key}", owner=me)
-                    return "sent"
-                if known is False:
-                    self.ledger.release(
-                        key, f"ambiguous, reconciled as not delivered: {exc}", owner=me
-                    )
-                    continue
-                self.ledger.mark_failed(key, f"ambiguous: {exc}", delivered_maybe=True, owner=me)
-                return "failed"
-            except ChannelDownError:
-                raise
-            except Exception as exc:  # a bug in one transport must not lose the message silently
-                log.exception("sending %s failed unexpectedly", key)
-                self.ledger.mark_failed(key, f"error: {type(exc).__name__}: {exc}", owner=me)
-                return "failed"
-            self.ledger.mark_sent(key, provider_id, owner=me)
-            return "sent"
+                return self._unclaimed(key)
+            verdict = self._attempt(row)
+            if isinstance(verdict, tuple):
+                self.ledger.mark_sent(key, verdict[1], owner=me)
+                return "sent"
+            if verdict != "retry":
+                return verdict
+            time.sleep(self.policy.backoff_s * 2**attempt)
         self.ledger.mark_failed(key, "transient errors on every attempt", owner=me)
         return "failed"
+
+    def _attempt(self, row: DeliveryRow) -> tuple[str, str] | str:
+        """One send of a row this worker holds. ``(key, provider id)`` when it went out
+        (for the caller to settle); ``retry`` when it surely did not and may be tried
+        again (released); otherwise the settled outcome."""
+        transport = self.transports[row.channel]
+        key, me = row.idempotency_key, self.owner
+        message = OutboundMessage.from_payload(key, row.payload)
+        try:
+            return key, transport.send(message)
+        except TransientSendError as exc:
+            self.ledger.release(key, f"transient: {exc}", owner=me)
+            return "retry"
+        except PermanentSendError as exc:
+            self.ledger.mark_failed(key, f"refused: {exc}", owner=me)
+            return "failed"
+        except AmbiguousSendError as exc:
+            known = self._reconcile(transport, message)
+            if known is True:
+                return key, f"reconciled:{key}"
+            if known is False:
+                self.ledger.release(key, f"ambiguous, reconciled as not delivered: {exc}", owner=me)
+                return "retry"
+            self.ledger.mark_failed(key, f"ambiguous: {exc}", delivered_maybe=True, owner=me)
+            return "failed"
+        except ChannelDownError:
+            raise
+        except Exception as exc:  # a bug in one transport must not lose the message silently
+            log.exception("sending %s failed unexpectedly", key)
+            self.ledger.mark_failed(key, f"error: {type(exc).__name__}: {exc}", owner=me)
+            return "failed"
 
     def close(self) -> None:
         for pool in self.pools.values():

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
@@ -108,27 +108,64 @@ class Ledger:
         its channel or all) or whose campaign arm is paused is not claimed either: the
         check and the stamp are one statement, so a suppression committed before the
         claim always wins (see :meth:`withdraw_blocked`)."""
+        return key in self.claim_many([key], owner, lease, brand)
+
+    def claim_many(
+        self, keys: Sequence[str], owner: str, lease: timedelta, brand: str | None = None
+    ) -> set[str]:
+        """:meth:`claim` for many rows in one statement, under one lease; the keys that
+        ``owner`` now holds."""
+        if not keys:
+            return set()
         now = self.clock.now()
         conditions = [
-            deliveries.c.idempotency_key == key,
+            deliveries.c.idempotency_key.in_(list(keys)),
             deliveries.c.state == RESERVED,
             deliveries.c.attempt_started_at.is_(None),
         ]
         if brand is not None:
             conditions += [~_suppressed(brand), ~_arm_paused()]
+        stamp = {"attempt_started_at": now, "claim_owner": owner, "lease_until": now + lease}
         with self.engine.begin() as conn:
-            done = conn.execute(
+            conn.execute(
                 update(deliveries)
                 .where(and_(*conditions))
-                .values(
-                    attempts=deliveries.c.attempts + 1,
-                    attempt_started_at=now,
-                    claim_owner=owner,
-                    lease_until=now + lease,
-                    updated_at=now,
+                .values(attempts=deliveries.c.attempts + 1, updated_at=now, **stamp)
+            )
+            held = select(deliveries.c.idempotency_key).where(
+                and_(
+                    deliveries.c.idempotency_key.in_(list(keys)),
+                    deliveries.c.state == RESERVED,
+                    *(deliveries.c[k] == v for k, v in stamp.items()),
                 )
             )
-            return bool(done.rowcount == 1)
+            return {str(k) for (k,) in conn.execute(held)}
+
+    def mark_sent_many(self, sent: Sequence[tuple[str, str]], owner: str) -> None:
+        """Settle many of ``owner``'s attempts as sent (key, provider message id) in one
+        transaction; a row whose lease was taken over meanwhile is left to its taker,
+        whose reconciliation finds it delivered."""
+        if not sent:
+            return
+        settle = (
+            update(deliveries)
+            .where(
+                and_(
+                    deliveries.c.idempotency_key == bindparam("key"),
+                    *self._held(owner),
+                )
+            )
+            .values(
+                state=SENT,
+                attempt_started_at=None,
+                lease_until=None,
+                provider_message_id=bindparam("provider_id"),
+                error=None,
+                updated_at=self.clock.now(),
+            )
+        )
+        with self.engine.begin() as conn:
+            conn.execute(settle, [{"key": k, "provider_id": p} for k, p in sent])
 
     def reschedule(
         self, key: str, day: date, cap: int | None, send_after: datetime | None = None
