@@ -45,8 +45,9 @@ def batch(**overrides: list[Any]) -> MessageBatch:
     return MessageBatch(pa.table(base))
 
 
-def ctx(tmp_path: Path, now: datetime = NOON_UTC, dry_run: bool = False) -> GateContext:
-    engine = connect(f"sqlite:///{tmp_path / 'g.db'}")
+def ctx(db: Path | str, now: datetime = NOON_UTC, dry_run: bool = False) -> GateContext:
+    """A gate context on a database URL, or on SQLite in a folder."""
+    engine = connect(db if isinstance(db, str) else f"sqlite:///{db / 'g.db'}")
     return GateContext(
         "run-1",
         "camp",
@@ -90,8 +91,8 @@ def test_consent_gate_withdrawn_and_absent_both_fail(tmp_path: Path) -> None:
     assert list(v.outcome) == [PASS, FAIL, FAIL]
 
 
-def test_suppression_gate_global_brand_and_channel(tmp_path: Path) -> None:
-    c = ctx(tmp_path)
+def test_suppression_gate_global_brand_and_channel(database_url: str) -> None:
+    c = ctx(database_url)
     store: Suppressions = c.services["suppressions"]
     store.add("c1", "unsubscribed", channel="email", brand="outdoors")
     store.add("c2", "bounced", channel="email")  # email only: c2's SMS still goes
@@ -159,8 +160,8 @@ def test_quiet_hours_gate_defers_to_the_end_of_the_window(tmp_path: Path) -> Non
     )
 
 
-def test_frequency_cap_gate_counts_existing_sends(tmp_path: Path) -> None:
-    c = ctx(tmp_path)
+def test_frequency_cap_gate_counts_existing_sends(database_url: str) -> None:
+    c = ctx(database_url)
     ledger: Ledger = c.services["ledger"]
     ledger.reserve(
         [
@@ -183,12 +184,12 @@ def test_frequency_cap_gate_counts_existing_sends(tmp_path: Path) -> None:
     v = FrequencyCapGate(per_day=1).evaluate(batch(), c)
     assert reasons(v) == ["frequency_cap", "ok", "ok"]
     dry = FrequencyCapGate(per_day=1).evaluate(
-        batch(customer_id=["c2", "c2", "c3"]), ctx(tmp_path, dry_run=True)
+        batch(customer_id=["c2", "c2", "c3"]), ctx(database_url, dry_run=True)
     )
     assert reasons(dry) == ["ok", "frequency_cap", "ok"]  # a dry run counts what it would send
 
 
-def test_chain_stops_at_the_first_failure_and_keeps_deferrals_going(tmp_path: Path) -> None:
+def test_chain_stops_at_the_first_failure_and_keeps_deferrals_going(database_url: str) -> None:
     now = datetime(2026, 7, 1, 21, 30, tzinfo=UTC)
     chain = GateChain(
         [
@@ -198,7 +199,7 @@ def test_chain_stops_at_the_first_failure_and_keeps_deferrals_going(tmp_path: Pa
             SuppressionGate(),
         ]
     )
-    c = ctx(tmp_path, now)
+    c = ctx(database_url, now)
     c.services["suppressions"].add("c3", "complained")
     result = chain.run(batch(consent_sms=[None, False, None]), c)
     assert list(result.outcome) == [DEFER, FAIL, FAIL]
@@ -231,11 +232,11 @@ def test_an_unknown_time_zone_fails_its_row_at_the_schema_gate_not_the_batch(
     assert "Mars/Olympus_Mons" in result.verdicts[0][0]["detail"]
 
 
-def test_the_cap_counts_the_day_a_deferred_message_goes_out(tmp_path: Path) -> None:
+def test_the_cap_counts_the_day_a_deferred_message_goes_out(database_url: str) -> None:
     """23:30 in Berlin: the send is deferred to 08:00 tomorrow, so a message already sent
     today does not count against it; one already booked for tomorrow does."""
     now = datetime(2026, 7, 1, 21, 30, tzinfo=UTC)
-    c = ctx(tmp_path, now)
+    c = ctx(database_url, now)
     ledger: Ledger = c.services["ledger"]
     today, tomorrow = datetime(2026, 7, 1).date(), datetime(2026, 7, 2).date()
 
