@@ -143,9 +143,20 @@ def deploy_llm(config_path: Path, port: int) -> str:
 
 
 @pytest.fixture(scope="session")
-def llm_service(prepared_llm: Path, llm_config_path: Path, serve_port: int) -> Iterator[str]:
+def llm_deployment(prepared_llm: Path, llm_config_path: Path, serve_port: int) -> Iterator[str]:
     """The CPU LLM deployment, started once per session."""
     yield deploy_llm(llm_config_path, serve_port)
     from ray import serve
 
-    serve.delete("llm")
+    if "llm" in serve.status().applications:
+        serve.delete("llm")
+
+
+@pytest.fixture
+def llm_service(llm_deployment: str, llm_config_path: Path, serve_port: int) -> str:
+    """The CPU LLM deployment's OpenAI base URL; deployed again if a test took it down."""
+    from ray import serve
+
+    if "llm" not in serve.status().applications:
+        return deploy_llm(llm_config_path, serve_port)
+    return llm_deployment

@@ -158,29 +158,27 @@ def test_timeouts_degrade_to_fallback_and_are_counted(llm_service: str, sluice_h
 
 
 def test_a_stopped_deployment_means_fallback_copy_not_a_stalled_campaign(
-    llm_service: str, llm_config_path: Path, serve_port: int, sluice_home: Path
+    llm_service: str, sluice_home: Path
 ) -> None:
+    """The last LLM test of the module: it takes the deployment down, and a later test
+    that asks for ``llm_service`` gets it deployed again."""
     from ray import serve
-    from tests.integration.conftest import deploy_llm
 
     serve.delete("llm")
-    try:
-        briefs = sms_briefs(5, variant="down")
-        drafts, report = generate_drafts(
-            briefs,
-            GenerationConfig(base_url=llm_service),
-            DraftCache(sluice_home / "drafts.sqlite"),
-        )
-        assert report.fallback == 5 and report.generated == 0
-        # the first prompts see the deployment gone; once the breaker opens, the rest skip it
-        assert set(report.reasons) <= {"llm_unavailable", "circuit_open"}
-        assert sum(report.reasons.values()) == 5 and report.reasons["llm_unavailable"] >= 3
-        assert report.seconds < 60
-        approved = briefs[0].offer.approved_copy(Channel.SMS)
-        assert approved is not None
-        assert {d.text for d in drafts.values()} == {approved.text}
-    finally:
-        assert deploy_llm(llm_config_path, serve_port) == llm_service
+    briefs = sms_briefs(5, variant="down")
+    drafts, report = generate_drafts(
+        briefs,
+        GenerationConfig(base_url=llm_service),
+        DraftCache(sluice_home / "drafts.sqlite"),
+    )
+    assert report.fallback == 5 and report.generated == 0
+    # the first prompts see the deployment gone; once the breaker opens, the rest skip it
+    assert set(report.reasons) <= {"llm_unavailable", "circuit_open"}
+    assert sum(report.reasons.values()) == 5 and report.reasons["llm_unavailable"] >= 3
+    assert report.seconds < 60
+    approved = briefs[0].offer.approved_copy(Channel.SMS)
+    assert approved is not None
+    assert {d.text for d in drafts.values()} == {approved.text}
 
 
 @pytest.mark.gpu
