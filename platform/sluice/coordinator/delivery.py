@@ -138,9 +138,9 @@ class Deliverer:
             time.sleep(min(max(wait, 0.0) + 0.25, left))
 
     def _batch(self, rows: list[DeliveryRow]) -> Counter[str]:
-        """One worker's batch. Rows an earlier attempt stamped, and rows the send-time
-        re-check moves, go one at a time; the rest are claimed together and sent while
-        the claim's lease leaves room for a whole attempt."""
+        """One worker's batch. Rows an earlier attempt stamped go one at a time (take-over
+        and reconciliation); the rest pass the send-time re-check, are claimed together,
+        and are sent while the claim's lease leaves room for a whole attempt."""
         out: Counter[str] = Counter()
         ready: list[DeliveryRow] = []
         for row in rows:
