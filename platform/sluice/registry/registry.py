@@ -64,6 +64,17 @@ def _info(mv: ModelVersion) -> VersionInfo:
     )
 
 
+def _local_path(uri: str) -> Path | None:
+    """The directory a ``file:`` (or plain path) artifact URI names, if it exists here."""
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file") or parsed.netloc not in ("", "localhost"):
+        return None
+    path = Path(unquote(parsed.path))
+    return path if path.is_dir() else None
+
+
 class Registry:
     """Sluice's view of the MLflow model registry."""
 
@@ -106,14 +117,21 @@ class Registry:
             # The version's own artifact location, through this registry's client: a
             # ``models:/`` URI would be resolved against MLflow's process-wide registry.
             source = self.client.get_model_version_download_uri(info.name, info.version)
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=source,
-                dst_path=str(staging),
-                tracking_uri=self.settings.effective_tracking_uri,
-            )
+            local = _local_path(source)
+            if local is not None:  # a file artifact store: copied, not downloaded
+                shutil.copytree(local, staging / "model")
+                local = staging / "model"
+            else:
+                local = Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=source,
+                        dst_path=str(staging),
+                        tracking_uri=self.settings.effective_tracking_uri,
+                    )
+                )
             # Another process may have finished first: its copy is identical.
             with contextlib.suppress(OSError):
-                Path(local).rename(cache)
+                local.rename(cache)
             shutil.rmtree(staging, ignore_errors=True)
         return LoadedModel.from_directory(
             cache, name=info.name, version=info.version, run_id=info.run_id
