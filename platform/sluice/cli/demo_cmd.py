@@ -13,8 +13,11 @@ from sluice.cli.output import console, emit_json, table
 
 def demo(
     customers: Annotated[
-        int, typer.Option(min=1_000, help="Size of the synthetic base.")
-    ] = 200_000,
+        int | None,
+        typer.Option(
+            min=1_000, help="Size of the synthetic base (default 50,000; the scenario 40,000)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option()] = 7,
     as_of: Annotated[
         datetime | None,
@@ -52,7 +55,7 @@ def demo(
 
     figures = run_demo(
         DemoConfig(
-            customers=customers,
+            customers=customers or DemoConfig.customers,
             seed=seed,
             as_of=as_of.date() if as_of else None,
             workdir=workdir,
@@ -100,7 +103,9 @@ def demo(
 SCENARIO_CUSTOMERS = 40_000
 
 
-def _scenario(name: str, customers: int, seed: int, workdir: Path | None, campaign: Path) -> None:
+def _scenario(
+    name: str, customers: int | None, seed: int, workdir: Path | None, campaign: Path
+) -> None:
     from sluice.demo.scenario import ScenarioConfig, run_scenario
     from sluice.errors import InputError
 
@@ -110,8 +115,7 @@ def _scenario(name: str, customers: int, seed: int, workdir: Path | None, campai
         )
     figures = run_scenario(
         ScenarioConfig(
-            # the full demo's default base is larger than this scenario needs
-            customers=SCENARIO_CUSTOMERS if customers == 200_000 else customers,
+            customers=customers or SCENARIO_CUSTOMERS,
             seed=seed,
             workdir=workdir,
             campaign=campaign,
