@@ -14,7 +14,7 @@ from datetime import date
 
 from sluice.contracts.api import VISIBLE
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
-from sluice.store.audit import AuditStore
+from sluice.store.audit import AuditStore, Settlement
 from sluice.store.db import connect
 from sluice.store.reviews import APPROVED, REJECTED, ReviewItem, ReviewQueue
 from sluice.store.runs import Runs
@@ -87,20 +87,15 @@ def reject(
     queue = ReviewQueue(engine, clock)
     queue.expire()
     item = queue.decide(review_id, REJECTED, by, reason, "rejected")
+    verdict = {
+        "gate": "review",
+        "outcome": "fail",
+        "reason": "reviewer_rejected",
+        "detail": f"by {by}: {reason}",
+    }
     AuditStore(engine, clock).settle_review(
-        item.run_id,
-        item.customer_id,
-        "rejected",
-        "review",
-        "reviewer_rejected",
-        [
-            {
-                "gate": "review",
-                "outcome": "fail",
-                "reason": "reviewer_rejected",
-                "detail": f"by {by}: {reason}",
-            }
-        ],
-        None,
+        Settlement(
+            item.run_id, item.customer_id, "rejected", "review", "reviewer_rejected", [verdict]
+        )
     )
     return item

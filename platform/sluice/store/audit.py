@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,30 +38,34 @@ def record_in(
         )
 
 
-def settle_in(
-    conn: Connection,
-    run_id: str,
-    customer_id: str,
-    outcome: str,
-    gate: str | None,
-    reason: str | None,
-    verdicts: list[dict[str, Any]],
-    key: str | None,
-) -> None:
-    """A reviewed message's record after a person's decision, in ``conn``'s transaction:
-    the review verdict and what the other gates and the ledger said then are added to
-    its verdicts."""
-    where = and_(audit.c.run_id == run_id, audit.c.customer_id == customer_id)
+@dataclass(frozen=True)
+class Settlement:
+    """What a person's decision on a reviewed message made of its audit record."""
+
+    run_id: str
+    customer_id: str
+    outcome: str
+    gate: str | None
+    reason: str | None
+    verdicts: list[dict[str, Any]]
+    """Added to the record's verdicts: the review's, and what the gates said again."""
+    key: str | None = None
+    """The ledger row it was reserved under, if it was."""
+
+
+def settle_in(conn: Connection, s: Settlement) -> None:
+    """Settle a reviewed message's audit record in ``conn``'s transaction."""
+    where = and_(audit.c.run_id == s.run_id, audit.c.customer_id == s.customer_id)
     before = conn.execute(select(audit.c.verdicts).where(where)).scalar()
     conn.execute(
         update(audit)
         .where(where)
         .values(
-            outcome=outcome,
-            gate=gate,
-            reason=reason,
-            verdicts=json.dumps([*json.loads(before or "[]"), *verdicts]),
-            idempotency_key=key,
+            outcome=s.outcome,
+            gate=s.gate,
+            reason=s.reason,
+            verdicts=json.dumps([*json.loads(before or "[]"), *s.verdicts]),
+            idempotency_key=s.key,
         )
     )
 
@@ -77,19 +82,10 @@ class AuditStore:
         with self.engine.begin() as conn:
             record_in(conn, rows, new_drafts, self.clock.now())
 
-    def settle_review(
-        self,
-        run_id: str,
-        customer_id: str,
-        outcome: str,
-        gate: str | None,
-        reason: str | None,
-        verdicts: list[dict[str, Any]],
-        key: str | None,
-    ) -> None:
-        """A reviewed message's record after a person's decision (see :func:`settle_in`)."""
+    def settle_review(self, settlement: Settlement) -> None:
+        """A reviewed message's record after a person's decision."""
         with self.engine.begin() as conn:
-            settle_in(conn, run_id, customer_id, outcome, gate, reason, verdicts, key)
+            settle_in(conn, settlement)
 
     def recorded(self, run_id: str, customer_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
-from sluice.store.audit import record_in, settle_in
+from sluice.store.audit import Settlement, record_in, settle_in
 from sluice.store.reservations import Reservation, ReserveOutcome, reserve_in
 from sluice.store.reviews import enqueue_in, settle_item_in
 
@@ -99,7 +99,10 @@ def book_release(
             else:
                 key = release.reservation.idempotency_key
                 outcome = "deferred" if booked.deferred else "reserved"
-        settle_in(conn, release.run_id, release.customer_id, outcome, gate, reason, verdicts, key)
+        settle_in(
+            conn,
+            Settlement(release.run_id, release.customer_id, outcome, gate, reason, verdicts, key),
+        )
         result = outcome if key is not None else f"{outcome}:{gate}:{reason}"
         settle_item_in(conn, release.review_id, result)
     return result
