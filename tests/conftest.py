@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -127,12 +127,8 @@ def postgres_url() -> Iterator[str]:
     admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty Sluice database on SQLite, then on PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sluice.db'}"
-    url: str = request.getfixturevalue("postgres_url")
+def empty_database(url: str) -> str:
+    """Empty every Sluice table of the PostgreSQL database at ``url``; returns ``url``."""
     from sqlalchemy import text
 
     from sluice.store import connect
@@ -147,3 +143,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
             )
         )
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty Sluice database on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sluice.db'}"
+    return empty_database(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_database(request: pytest.FixtureRequest) -> Callable[[Path], str]:
+    """For property tests, whose examples each need an empty database: a function that
+    empties one (a new SQLite file in the folder it is given, or the session's
+    PostgreSQL database) and returns its URL."""
+    if request.param == "sqlite":
+        return lambda folder: f"sqlite:///{folder / 'sluice.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return lambda _folder: empty_database(url)

@@ -224,7 +224,7 @@ def corpus() -> list[str]:
 
 
 def test_injection_corpus_never_reaches_delivery_from_a_customer_field_or_the_offer(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
     strings = corpus()
     assert len(strings) >= 200
@@ -262,7 +262,7 @@ def test_injection_corpus_never_reaches_delivery_from_a_customer_field_or_the_of
             )
         )
 
-    engine = connect(f"sqlite:///{tmp_path / 'g.db'}")
+    engine = connect(database_url)
     context = GateContext(
         "run-1",
         "c",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -127,11 +128,13 @@ suppression = st.tuples(
     suppressed=st.dictionaries(st.integers(0, 24), suppression, max_size=8),
 )
 def test_nothing_is_delivered_without_consent_or_to_a_suppressed_customer(
-    people: list[dict[str, Any]], suppressed: dict[int, tuple[str, str, str]]
+    fresh_database: Callable[[Path], str],
+    people: list[dict[str, Any]],
+    suppressed: dict[int, tuple[str, str, str]],
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        url = f"sqlite:///{root / 'db.sqlite'}"
+        url = fresh_database(root)
         rows = [{**p, "customer_id": f"c{i}"} for i, p in enumerate(people)]
         store = Suppressions(connect(url))
         for i, (reason, channel, brand) in suppressed.items():
@@ -161,11 +164,15 @@ def test_nothing_is_delivered_without_consent_or_to_a_suppressed_customer(
     cap=st.sampled_from([1, 2]),
 )
 def test_no_recipient_exceeds_the_cap_across_zones_dst_and_two_campaigns(
-    zones: list[str], first: datetime, gap_hours: int, cap: int
+    fresh_database: Callable[[Path], str],
+    zones: list[str],
+    first: datetime,
+    gap_hours: int,
+    cap: int,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        url = f"sqlite:///{root / 'db.sqlite'}"
+        url = fresh_database(root)
         people = [
             {"customer_id": f"c{i}", "channel": "email", "time_zone": z}
             for i, z in enumerate(zones)
@@ -213,10 +220,12 @@ def test_no_recipient_exceeds_the_cap_across_zones_dst_and_two_campaigns(
         dispose_all()
 
 
-def test_a_customer_twice_in_a_batch_gets_one_message_and_the_batch_goes_on() -> None:
+def test_a_customer_twice_in_a_batch_gets_one_message_and_the_batch_goes_on(
+    database_url: str,
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        url = f"sqlite:///{root / 'db.sqlite'}"
+        url = database_url
         people = [
             {"customer_id": "c1", "channel": "email"},
             {"customer_id": "c2", "channel": "email"},

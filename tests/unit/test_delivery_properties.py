@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -133,10 +134,10 @@ def crash(w: World, worker: str) -> None:
 @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(ops=st.lists(op, min_size=1, max_size=25))
 def test_no_double_send_no_send_while_suppressed_in_quiet_hours_or_over_the_cap(
-    ops: list[tuple[Any, ...]],
+    fresh_database: Callable[[Path], str], ops: list[tuple[Any, ...]]
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        w = World(Path(tmp), f"sqlite:///{Path(tmp) / 'db.sqlite'}")
+        w = World(Path(tmp), fresh_database(Path(tmp)))
         for step, (name, *args) in enumerate(ops):
             w.step = step
             if name == "reserve":
