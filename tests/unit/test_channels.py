@@ -92,6 +92,22 @@ def test_smtp_delivers_with_idempotency_and_one_click_unsubscribe_headers(sink: 
     t.close()
 
 
+def test_smtp_carries_non_ascii_copy_and_refuses_header_injection(sink: MailSink) -> None:
+    t = smtp(sink.smtp_port)
+    t.send(message(subject="Jürgen, Wanderstiefel −20 % 🥾", body="Grüße,\nbis Sonntag."))
+    [msg] = sink.store.messages()
+    assert msg["Subject"] == "Jürgen, Wanderstiefel −20 % 🥾"
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    assert text.replace("\r\n", "\n").startswith("Grüße,\nbis Sonntag.")
+    assert "bis Sonntag." in msg.get_body(preferencelist=("html",)).get_content()
+    # A line break in any header value would start a header of its own: refused, unsent.
+    for field in ("subject", "customer_id", "address"):
+        with pytest.raises(ValueError, match=field):
+            t.send(message(key="i" * 40, **{field: "x\r\nBcc: everyone@example.com"}))
+    assert len(sink.store.messages()) == 1
+    t.close()
+
+
 class Refusing:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any

@@ -16,7 +16,6 @@ import smtplib
 import socket
 import ssl
 import threading
-from email.message import EmailMessage
 from urllib.parse import quote
 
 import httpx
@@ -28,13 +27,12 @@ from sluice.channels.base import (
     PermanentSendError,
     TransientSendError,
 )
-from sluice.channels.email_render import EMAIL_POLICY, message_id, render
+from sluice.channels.email_render import message_id, render
 
 
-def _data(email: EmailMessage) -> bytes:
-    """The message body as SMTP transmits it: CRLF lines, dot-stuffed, dot-terminated."""
-    data = email.as_bytes(policy=EMAIL_POLICY)
-    data = re.sub(rb"(?m)^\.", b"..", data)
+def _data(email: bytes) -> bytes:
+    """The message as SMTP's DATA transmits it: dot-stuffed and dot-terminated."""
+    data = re.sub(rb"(?m)^\.", b"..", email)
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
