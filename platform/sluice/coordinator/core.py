@@ -28,7 +28,7 @@ from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.coordinator.delivery import Deliverer, DeliveryPolicy
 from sluice.coordinator.keys import idempotency_key
-from sluice.coordinator.reviewed import review_item
+from sluice.coordinator.queued import review_item
 from sluice.coordinator.sendtime import SendRules
 from sluice.coordinator.transports import concurrency, lease_for, make_transports
 from sluice.decisioning.catalog import load_catalog
@@ -237,7 +237,18 @@ class CoordinatorCore:
                     drafts[r["draft_id"]] = r["draft_json"]
                 outcome_code = int(result.outcome[k])
                 if outcome_code == REVIEW and not self.dry_run:
-                    review_items.append(review_item(self, table, int(i), r, key, result, k, now))
+                    review_items.append(
+                        review_item(
+                            self.run_id,
+                            self.spec,
+                            self.catalog,
+                            key,
+                            table.slice(int(i), 1),
+                            r,
+                            result.verdicts[k],
+                            now,
+                        )
+                    )
                 if outcome_code in (FAIL, REVIEW):
                     name = "rejected" if outcome_code == FAIL else "review"
                     audit_rows.append(

@@ -1,75 +1,32 @@
-"""Messages a gate handed to a person: queued with their candidate row, released to the
-ledger and delivery once approved.
+"""A message a person approved: released to the ledger and delivery.
 
-A review item carries the message's candidate row (one-row Arrow IPC), so that an
-approved message is gated and delivered exactly as the run would have sent it; every
-gate other than the one that asked for review runs again, since consent, suppressions
-and the frequency cap may have changed while it waited.
+The review item carries the message's candidate row (see :mod:`sluice.coordinator.queued`),
+so an approved message is gated and delivered exactly as the run would have sent it; every
+gate other than the one that asked for review runs again, since consent, suppressions and
+the frequency cap may have changed while it waited.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from sluice.contracts.verdicts import GateOutcome
 from sluice.coordinator.keys import idempotency_key
 from sluice.errors import ConflictError
 from sluice.gates.base import (
     FAIL,
     NO_TIME,
     REVIEW,
-    ChainResult,
     GateChain,
     GateContext,
     MessageBatch,
 )
 from sluice.store.booking import Release, book_release
-from sluice.store.reviews import encode_row
 
 if TYPE_CHECKING:
     from sluice.coordinator.core import CoordinatorCore
-
-
-def review_item(
-    core: CoordinatorCore,
-    table: pa.Table,
-    i: int,
-    r: dict[str, Any],
-    key: str,
-    result: ChainResult,
-    k: int,
-    now: datetime,
-) -> dict[str, Any]:
-    verdict = next(
-        v for v in reversed(result.verdicts[k]) if v["outcome"] == GateOutcome.REVIEW.value
-    )
-    return {
-        "review_id": key,
-        "run_id": core.run_id,
-        "campaign_id": core.spec.campaign_id,
-        "customer_id": r["customer_id"],
-        "channel": r["channel"],
-        "offer_id": r.get("offer_id"),
-        "gate": verdict["gate"],
-        "reason": verdict["reason"],
-        "detail": verdict["detail"],
-        "message": encode_row(table.slice(i, 1)),
-        "expires_at": review_expiry(core, r, now),
-    }
-
-
-def review_expiry(core: CoordinatorCore, r: dict[str, Any], now: datetime) -> datetime:
-    """End of the review window: ``review_hours`` after gating, and never after the
-    last day of the offer."""
-    until = now + timedelta(hours=core.spec.review_hours)
-    offer = core.catalog.get(r["offer_id"]) if r.get("offer_id") else None
-    if offer is not None:
-        last = datetime.combine(offer.valid_until + timedelta(days=1), time(), UTC)
-        until = min(until, last)
-    return until
 
 
 def release_reviewed(
