@@ -177,7 +177,12 @@ def test_serve_config_is_a_valid_serve_deploy_config(env: str) -> None:
     from ray.serve.schema import ServeDeploySchema
 
     [service] = [d for d in render(OVERLAYS / env) if d["kind"] == "RayService"]
-    ServeDeploySchema.model_validate(yaml.safe_load(service["spec"]["serveConfigV2"]))
+    raw = yaml.safe_load(service["spec"]["serveConfigV2"])
+    schema = ServeDeploySchema.model_validate(raw)  # raises on an invalid config
+    # Every application survives validation with the name, code and route it was given.
+    assert schema.applications, env
+    assert [a.name for a in schema.applications] == [a["name"] for a in raw["applications"]]
+    assert all(a.import_path and a.route_prefix for a in schema.applications), env
 
 
 def test_rayservice_shape(env: str) -> None:
