@@ -14,7 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from sluice.errors import SluiceError
+from sluice.registry import Registry
 from sluice.scoring import ScoreRequest, run_scoring
+from sluice.settings import get_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=False,
     )
     try:
-        report = run_scoring(request)
+        report = run_scoring(request, Registry(get_settings()))  # the job's edge
     except SluiceError as exc:
         print(json.dumps({"error": exc.to_dict()}), file=sys.stderr)
         return 2

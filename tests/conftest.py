@@ -1,15 +1,21 @@
-"""Fixtures every tier shares: an isolated SLUICE_HOME and small synthetic data."""
+"""Fixtures every tier shares: settings on an isolated home, and small synthetic data.
+
+Configuration reaches the code under test the way it reaches it in production: as a
+settings object built here (the tests' edge) and passed down, never through this
+process's environment."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from sluice.contracts.clock import SYSTEM_CLOCK
 from sluice.data import SynthCalendar, SynthConfig, synthesize
+from sluice.settings import SluiceSettings
 from sluice.training import TrainedModel
 
 # The synthetic world of the tests is current: its history ends yesterday and campaigns
@@ -27,13 +33,29 @@ def calendar() -> SynthCalendar:
     return CALENDAR
 
 
+def settings_at(home: Path) -> SluiceSettings:
+    """Settings with every store under ``home`` (whatever this machine's SLUICE_* say)."""
+    return SluiceSettings(
+        home=home,
+        tracking_uri=None,
+        registry_uri=None,
+        artifact_location=None,
+        database_url=None,
+        api_keys_file=None,
+        clock_offset=timedelta(0),
+    )
+
+
 @pytest.fixture
-def sluice_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh, empty SLUICE_HOME for one test."""
-    home = tmp_path / "sluice-home"
-    monkeypatch.setenv("SLUICE_HOME", str(home))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return home
+def sluice_home(tmp_path: Path) -> Path:
+    """A fresh, empty Sluice home for one test (see ``fresh_settings``)."""
+    return tmp_path / "sluice-home"
+
+
+@pytest.fixture
+def fresh_settings(sluice_home: Path) -> SluiceSettings:
+    """Settings on a fresh, empty home for one test."""
+    return settings_at(sluice_home)
 
 
 @pytest.fixture(scope="session")
@@ -46,23 +68,17 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session", autouse=True)
-def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The SLUICE_HOME of the whole run, so no test ever writes to ./.sluice.
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Sluice home of the whole run. Session-scoped fixtures (the registry with a
+    trained model) live here; a test that needs an empty home takes ``fresh_settings``."""
+    return tmp_path_factory.mktemp("session-home")
 
-    Session-scoped fixtures (the registry with a trained model) live here; a test that
-    needs an empty home takes ``sluice_home`` instead.
-    """
-    home = tmp_path_factory.mktemp("session-home")
-    saved = {k: os.environ.get(k) for k in ("SLUICE_HOME", "MLFLOW_TRACKING_URI")}
-    os.environ["SLUICE_HOME"] = str(home)
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    yield home
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+
+@pytest.fixture(scope="session")
+def settings(session_home: Path) -> SluiceSettings:
+    """The session's settings: every store under ``session_home``."""
+    return settings_at(session_home)
 
 
 @pytest.fixture(scope="session")

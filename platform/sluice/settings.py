@@ -1,9 +1,11 @@
-"""Process-wide settings, read from ``SLUICE_*`` environment variables.
+"""Settings, read from ``SLUICE_*`` environment variables once, at an edge.
 
-Nothing here touches the disk or a server at import time: call :func:`get_settings`
-where a value is needed. The embedded defaults keep everything under ``SLUICE_HOME``
-(MLflow with a SQLite backend and local artifacts, SQLite for the ledger); setting a
-URL points the same code at a server instead.
+An edge (a CLI command, a Serve app builder, a job's entrypoint, a benchmark) calls
+:func:`get_settings` and hands the object, or the values taken from it, down to what needs
+them; nothing below an edge reads the environment for configuration (a unit test checks
+which modules call it). Nothing here touches the disk or a server at import time. The
+embedded defaults keep everything under ``SLUICE_HOME`` (MLflow with a SQLite backend and
+local artifacts, SQLite for the ledger); setting a URL points the same code at a server.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ class SluiceSettings(BaseSettings):
     )
     tracking_uri: str | None = Field(
         default=None,
-        description="MLflow tracking URI; falls back to MLFLOW_TRACKING_URI, then to SQLite "
-        "under home.",
+        description="MLflow tracking URI (SLUICE_TRACKING_URI, else MLFLOW_TRACKING_URI); "
+        "default SQLite under home.",
     )
     registry_uri: str | None = Field(
         default=None, description="MLflow registry URI when it differs from the tracking URI."
@@ -44,6 +46,9 @@ class SluiceSettings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the ledger, audit and review database; default SQLite "
         "under home.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="The API keys file; default home/api-keys.json."
     )
     experiment: str = Field(default="sluice", description="MLflow experiment for training runs.")
     model_name: str = Field(
@@ -93,9 +98,6 @@ class SluiceSettings(BaseSettings):
     def effective_tracking_uri(self) -> str:
         if self.tracking_uri:
             return self.tracking_uri
-        env = os.environ.get("MLFLOW_TRACKING_URI")
-        if env:
-            return env
         return f"sqlite:///{self.home_dir / 'mlflow.db'}"
 
     @property
@@ -110,6 +112,13 @@ class SluiceSettings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.home_dir / 'sluice.db'}"
 
+    @property
+    def keys_file(self) -> Path:
+        """The API keys file (``api_keys_file``, else under home)."""
+        if self.api_keys_file:
+            return self.api_keys_file.expanduser().resolve()
+        return self.home_dir / "api-keys.json"
+
     def path(self, *parts: str) -> Path:
         """A path under home, with its parent directory created."""
         p = self.home_dir.joinpath(*parts)
@@ -118,5 +127,9 @@ class SluiceSettings(BaseSettings):
 
 
 def get_settings() -> SluiceSettings:
-    """Settings as the environment says now (cheap; read on every call)."""
-    return SluiceSettings()
+    """Settings as the environment says now; for edges only (see the module docstring)."""
+    settings = SluiceSettings()
+    mlflow_uri = os.environ.get("MLFLOW_TRACKING_URI")  # MLflow's own variable, honoured too
+    if settings.tracking_uri is None and mlflow_uri:
+        settings = settings.model_copy(update={"tracking_uri": mlflow_uri})
+    return settings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sluice.registry import Registry, VersionInfo
+from sluice.settings import SluiceSettings
 from sluice.training import TrainedModel
 
 SMTP_PASSWORD_ENV = "SLUICE_IT_SMTP_PASSWORD"
@@ -31,8 +31,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+def metrics_port() -> int:
+    """Where the session cluster exports its Prometheus metrics."""
+    return free_port()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def ray_cluster(session_home: Path) -> Iterator[None]:
+def ray_cluster(session_home: Path, metrics_port: int) -> Iterator[None]:
     """A local cluster with more logical CPUs than cores: Serve, Ray Data and the LLM
     replica share it. Serve runs its fast path (HAProxy), as `sluice serve` does, with
     HAProxy's side ports moved off their fixed defaults so that a Serve instance already
@@ -40,21 +46,25 @@ def ray_cluster(session_home: Path) -> Iterator[None]:
     import ray
 
     from sluice.runtime import ensure_ray
-    from sluice.serve.launcher import enable_fast_path
+    from sluice.serve.launcher import fast_path_env
 
-    enable_fast_path()
-    # The fast path buffers replica logs 1,000 records at a time; tests read them at once.
-    os.environ["RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE"] = "1"
-    os.environ["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())
-    os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
-    os.environ["SLUICE_TEST_METRICS_PORT"] = str(free_port())
+    env = {
+        **fast_path_env(),
+        # The fast path buffers replica logs 1,000 records at a time; tests read them at once.
+        "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        # The workers' environment, as a pod's spec gives it: the session's home for what
+        # runs in the cluster (Serve app builders, replicas), and the relay password that
+        # authenticated-SMTP campaigns read where they deliver (never from a spec).
+        "SLUICE_HOME": str(session_home),
+        SMTP_PASSWORD_ENV: SMTP_PASSWORD,
+    }
     ensure_ray(
         num_cpus=8,
         namespace="serve",
-        _metrics_export_port=int(os.environ["SLUICE_TEST_METRICS_PORT"]),
-        # The workers' environment, as a pod's Secret gives it: the relay password that
-        # authenticated-SMTP campaigns read where they deliver (never from a spec).
-        runtime_env={"env_vars": {SMTP_PASSWORD_ENV: SMTP_PASSWORD}},
+        _metrics_export_port=metrics_port,
+        runtime_env={"env_vars": env},
     )
     yield
     from ray import serve
@@ -64,9 +74,9 @@ def ray_cluster(session_home: Path) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def champion(session_home: Path, trained_model: TrainedModel) -> VersionInfo:
+def champion(settings: SluiceSettings, trained_model: TrainedModel) -> VersionInfo:
     """The session model, registered and promoted to champion."""
-    registry = Registry()
+    registry = Registry(settings)
     info = registry.register(trained_model)
     registry.promote(info.version, by="tests")
     return info
@@ -112,9 +122,9 @@ def llm_config_path() -> Path:
 
 @pytest.fixture(scope="session")
 def prepared_llm(session_home: Path) -> Path:
-    from sluice.generation.model_prep import prepare
+    from sluice.generation.model_prep import model_dir, prepare
 
-    return Path(prepare().path)
+    return Path(prepare(model_dir(session_home)).path)
 
 
 def deploy_llm(config_path: Path, port: int) -> str:

@@ -21,7 +21,7 @@ from sluice.errors import ConflictError
 from sluice.features import build_features, load_synthetic
 from sluice.registry import VersionInfo
 from sluice.review import actions
-from sluice.settings import SluiceSettings, get_settings
+from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.reviews import ReviewQueue
 
@@ -46,8 +46,8 @@ def at(day: date, hour: int = RUN_AT[0], minute: int = RUN_AT[1]) -> Clock:
     return Clock.at(datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC))
 
 
-def settings_on(clock: Clock) -> SluiceSettings:
-    return get_settings().model_copy(update={"clock_offset": clock.offset})
+def settings_on(settings: SluiceSettings, clock: Clock) -> SluiceSettings:
+    return settings.model_copy(update={"clock_offset": clock.offset})
 
 
 def spec_for(root: Path, sink: MailSink, campaign: str, features: Path, customers: Path) -> Path:
@@ -83,7 +83,7 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def test_the_same_world_years_ahead_runs_the_same_campaign(
-    champion: VersionInfo, sink: MailSink, tmp_path: Path
+    settings: SluiceSettings, champion: VersionInfo, sink: MailSink, tmp_path: Path
 ) -> None:
     today = SYSTEM_CLOCK.today()
     ahead = today + YEARS_AHEAD
@@ -93,7 +93,9 @@ def test_the_same_world_years_ahead_runs_the_same_campaign(
         root.mkdir()
         features, customers = world(root, as_of)
         spec = spec_for(root, sink, f"cal-{label}", features, customers)
-        result = run_campaign(spec, run_id=f"cal-{label}-1", settings=settings_on(at(as_of)))
+        result = run_campaign(
+            spec, run_id=f"cal-{label}-1", settings=settings_on(settings, at(as_of))
+        )
         funnels[label] = result.funnel
     f = funnels["ahead"]
     assert comparable(f) == comparable(funnels["today"])
@@ -110,34 +112,41 @@ def test_the_same_world_years_ahead_runs_the_same_campaign(
     # Deferrals go out when the clock says their time has come, not before.
     root = tmp_path / "ahead"
     spec = root / "cal-ahead.yaml"
-    early = run_campaign(spec, run_id="cal-ahead-1", settings=settings_on(at(ahead, 19, 45)))
+    early = run_campaign(
+        spec, run_id="cal-ahead-1", settings=settings_on(settings, at(ahead, 19, 45))
+    )
     assert early.funnel["deferred"] == f["deferred"] and early.funnel["sent"] == f["sent"]
     # Next day at noon UTC Europe and the Americas are awake; Asia and the Pacific are in
     # their quiet hours again, and the send-time re-check defers them once more ...
     noon = run_campaign(
-        spec, run_id="cal-ahead-1", settings=settings_on(at(ahead + timedelta(days=1), 12, 0))
+        spec,
+        run_id="cal-ahead-1",
+        settings=settings_on(settings, at(ahead + timedelta(days=1), 12, 0)),
     )
     assert f["sent"] < noon.funnel["sent"] < f["sent"] + f["deferred"]
     assert noon.funnel["sent"] + noon.funnel["deferred"] == f["sent"] + f["deferred"]
     # ... until their morning (23:30 UTC), when the last of them go out.
     late = run_campaign(
-        spec, run_id="cal-ahead-1", settings=settings_on(at(ahead + timedelta(days=1), 23, 30))
+        spec,
+        run_id="cal-ahead-1",
+        settings=settings_on(settings, at(ahead + timedelta(days=1), 23, 30)),
     )
     assert late.funnel["deferred"] == 0
     assert late.funnel["sent"] == f["sent"] + f["deferred"]
 
 
 def test_review_windows_end_with_the_offer_on_the_clock(
-    champion: VersionInfo, sink: MailSink, tmp_path: Path
+    settings: SluiceSettings, champion: VersionInfo, sink: MailSink, tmp_path: Path
 ) -> None:
     """Years ahead, the day after the rain jacket's last day: its review items are closed
     unsent; the boots' items, whose offer runs on, can still be approved and delivered."""
     ahead = SYSTEM_CLOCK.today() + YEARS_AHEAD
     features, customers = world(tmp_path, ahead)
     spec = spec_for(tmp_path, sink, "cal-review", features, customers)
-    result = run_campaign(spec, run_id="cal-review-1", settings=settings_on(at(ahead)))
+    result = run_campaign(spec, run_id="cal-review-1", settings=settings_on(settings, at(ahead)))
     assert result.funnel["review"] > 0
-    queue = ReviewQueue(connect(), at(ahead))
+    url, home = settings.effective_database_url, settings.home_dir
+    queue = ReviewQueue(connect(url), at(ahead))
     items = queue.list("cal-review-1", limit=100_000)
     offers = {i.offer_id for i in items}
     assert {"rain-jacket-25", "spring-boots-20"} <= offers
@@ -145,13 +154,13 @@ def test_review_windows_end_with_the_offer_on_the_clock(
 
     # The rain jacket runs ahead .. ahead+30: on its last day nothing has expired yet.
     last_day = at(ahead + timedelta(days=30), 23, 0)
-    assert len(actions.pending("cal-review-1", limit=100_000, clock=last_day)) == len(items)
+    assert len(actions.pending(url, "cal-review-1", limit=100_000, clock=last_day)) == len(items)
     after_end = at(ahead + timedelta(days=31), 0, 30)
-    still = actions.pending("cal-review-1", limit=100_000, clock=after_end)
+    still = actions.pending(url, "cal-review-1", limit=100_000, clock=after_end)
     assert {i.offer_id for i in still} == offers - {"rain-jacket-25"}
     jacket = next(i for i in items if i.offer_id == "rain-jacket-25")
     with pytest.raises(ConflictError, match="already expired"):
-        actions.approve(jacket.review_id, "dana", clock=after_end)
+        actions.approve(jacket.review_id, "dana", url, home, after_end)
 
     # A European recipient: 12:00 UTC is inside their sending hours.
     boots = next(
@@ -160,7 +169,8 @@ def test_review_windows_end_with_the_offer_on_the_clock(
         if i.offer_id == "spring-boots-20"
         and str(i.table().column("time_zone")[0].as_py()).startswith("Europe/")
     )
-    approved = actions.approve(boots.review_id, "dana", clock=at(ahead + timedelta(days=31), 12))
+    noon = at(ahead + timedelta(days=31), 12)
+    approved = actions.approve(boots.review_id, "dana", url, home, noon)
     assert approved.result == "sent"
     assert [m["X-Sluice-Customer"] for m in emails_of(sink, "cal-review-1")].count(
         boots.customer_id

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sluice.campaign.run import run_campaign
 from sluice.devtools.mailsink import MailSink
 from sluice.registry import VersionInfo
+from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.ledger import Ledger
 from sluice.store.runs import Runs
@@ -64,10 +65,15 @@ def emails_of(sink: MailSink, run_id: str) -> list[Any]:
 
 
 def test_campaign_delivers_gated_messages_once_and_records_everything(
-    champion: VersionInfo, synth_dir: Path, features_dir: Path, sink: MailSink, tmp_path: Path
+    settings: SluiceSettings,
+    champion: VersionInfo,
+    synth_dir: Path,
+    features_dir: Path,
+    sink: MailSink,
+    tmp_path: Path,
 ) -> None:
     spec = write_spec(tmp_path / "c.yaml", synth_dir, features_dir, sink, "it-main")
-    result = run_campaign(spec, run_id="it-main-1")
+    result = run_campaign(spec, run_id="it-main-1", settings=settings)
     f = result.funnel
     assert f["audience"] == f["scored"] == 1_500 and f["quarantined"] == 0
     assert 100 < f["holdout"] < 200 and f["holdout"] + f["no_offer"] + f["selected"] == f["scored"]
@@ -84,8 +90,8 @@ def test_campaign_delivers_gated_messages_once_and_records_everything(
         assert customers[m["X-Sluice-Customer"]]["consent_email"] is True
     for line in lines:
         assert customers[line["customer_id"]][f"consent_{line['channel']}"] is True
-    engine = connect()
-    with engine.connect() as conn:
+    engine = connect(settings.effective_database_url)
+    with engine.connect(settings.effective_database_url) as conn:
         recorded = conn.execute(select(func.count()).where(audit.c.run_id == "it-main-1")).scalar()
         verdicts = (
             conn.execute(
@@ -110,25 +116,30 @@ def test_campaign_delivers_gated_messages_once_and_records_everything(
     ]
     # A rerun of the same run id sends nothing again and reports the same funnel.
     attempts = sum(sink.store.attempts.values())
-    again = run_campaign(spec, run_id="it-main-1")
+    again = run_campaign(spec, run_id="it-main-1", settings=settings)
     assert sum(sink.store.attempts.values()) == attempts
     assert dict(again.funnel) == f
     assert Ledger(engine).counts("it-main-1")["sent"] == f["sent"]
 
 
 def test_dry_run_reserves_nothing(
-    champion: VersionInfo, synth_dir: Path, features_dir: Path, sink: MailSink, tmp_path: Path
+    settings: SluiceSettings,
+    champion: VersionInfo,
+    synth_dir: Path,
+    features_dir: Path,
+    sink: MailSink,
+    tmp_path: Path,
 ) -> None:
-    engine = connect()
-    with engine.connect() as conn:
+    engine = connect(settings.effective_database_url)
+    with engine.connect(settings.effective_database_url) as conn:
         before = conn.execute(select(func.coalesce(func.sum(contact_counts.c.n), 0))).scalar()
     spec = write_spec(
         tmp_path / "c.yaml", synth_dir, features_dir, sink, "it-dry", dry_run_sample=7
     )
-    result = run_campaign(spec, run_id="it-dry-1", dry_run=True)
+    result = run_campaign(spec, run_id="it-dry-1", dry_run=True, settings=settings)
     assert result.dry_run and result.funnel["would_send"] > 0 and result.funnel["sent"] == 0
     assert Ledger(engine).counts("it-dry-1") == {}
-    with engine.connect() as conn:
+    with engine.connect(settings.effective_database_url) as conn:
         assert (
             conn.execute(select(func.coalesce(func.sum(contact_counts.c.n), 0))).scalar() == before
         )
@@ -137,7 +148,12 @@ def test_dry_run_reserves_nothing(
 
 
 def test_quiet_hours_defer_instead_of_dropping(
-    champion: VersionInfo, synth_dir: Path, features_dir: Path, sink: MailSink, tmp_path: Path
+    settings: SluiceSettings,
+    champion: VersionInfo,
+    synth_dir: Path,
+    features_dir: Path,
+    sink: MailSink,
+    tmp_path: Path,
 ) -> None:
     spec = write_spec(
         tmp_path / "c.yaml",
@@ -152,17 +168,20 @@ def test_quiet_hours_defer_instead_of_dropping(
             "limit": 300,
         },
     )
-    result = run_campaign(spec, run_id="it-quiet-1")
+    result = run_campaign(spec, run_id="it-quiet-1", settings=settings)
     assert result.funnel["sent"] == 0 and result.funnel["deferred"] > 0
-    rows = Ledger(connect()).rows("it-quiet-1")
+    rows = Ledger(connect(settings.effective_database_url)).rows("it-quiet-1")
     assert rows and all(r.state == "deferred" and r.send_after is not None for r in rows)
-    again = run_campaign(spec, run_id="it-quiet-1")  # not due yet: still deferred, nothing sent
+    again = run_campaign(
+        spec, run_id="it-quiet-1", settings=settings
+    )  # not due yet: still deferred, nothing sent
     assert again.funnel["deferred"] == result.funnel["deferred"] and not emails_of(
         sink, "it-quiet-1"
     )
 
 
 def test_an_authenticated_relay_gets_the_campaign_through_the_coordinator(
+    settings: SluiceSettings,
     champion: VersionInfo,
     synth_dir: Path,
     features_dir: Path,
@@ -195,11 +214,11 @@ def test_an_authenticated_relay_gets_the_campaign_through_the_coordinator(
                 "limit": 300,
             },
         )
-        f = run_campaign(spec, run_id="it-auth-1").funnel
+        f = run_campaign(spec, run_id="it-auth-1", settings=settings).funnel
         mails = emails_of(relay, "it-auth-1")
         assert f["sent"] > 0 and f["failed"] == 0 and len(mails) == f["sent"], f
         # The run's stored spec names the variable, never the secret.
-        record = Runs(connect()).get("it-auth-1")
+        record = Runs(connect(settings.effective_database_url)).get("it-auth-1")
         assert record is not None and SMTP_PASSWORD not in json.dumps(record.spec)
         assert record.spec["channels"]["email"]["password_env"] == SMTP_PASSWORD_ENV
     finally:

@@ -15,12 +15,13 @@ import pytest
 
 from sluice.auth import KeyStore, Scope
 from sluice.registry import Registry, VersionInfo
+from sluice.settings import SluiceSettings
 from sluice.training import TrainedModel
 
 
 @pytest.fixture(scope="module")
-def keys(service: str) -> dict[str, str]:
-    store = KeyStore()
+def keys(settings: SluiceSettings, service: str) -> dict[str, str]:
+    store = KeyStore(settings.keys_file)
     made = {}
     for name, scopes in {
         "score": (Scope.SCORE,),
@@ -60,7 +61,7 @@ def test_health_readiness_openapi_and_models(
 
 
 def test_authentication_and_scopes(
-    service: str, keys: dict[str, str], rows: list[dict[str, Any]]
+    settings: SluiceSettings, service: str, keys: dict[str, str], rows: list[dict[str, Any]]
 ) -> None:
     body = {"rows": rows[:1]}
     ctx = {
@@ -109,7 +110,7 @@ def test_authentication_and_scopes(
     # Revoking takes effect on the next request, without a restart.
     doomed = keys["doomed"]
     assert httpx.post(f"{service}/v1/score", json=body, headers=bearer(doomed)).status_code == 200
-    store = KeyStore()
+    store = KeyStore(settings.keys_file)
     name = next(r.name for r in store.list() if r.name.startswith("it-doomed"))
     store.revoke(name)
     assert httpx.post(f"{service}/v1/score", json=body, headers=bearer(doomed)).status_code == 401
@@ -228,6 +229,7 @@ def test_decisions_follow_the_rules(
 
 
 def test_hot_swap_under_load_fails_no_request(
+    settings: SluiceSettings,
     service: str,
     keys: dict[str, str],
     rows: list[dict[str, Any]],
@@ -253,7 +255,7 @@ def test_hot_swap_under_load_fails_no_request(
     workers = [threading.Thread(target=hammer) for _ in range(8)]
     for w in workers:
         w.start()
-    registry = Registry()
+    registry = Registry(settings)
     try:
         time.sleep(1.0)
         newer = registry.register(trained_model)
@@ -276,10 +278,12 @@ def test_hot_swap_under_load_fails_no_request(
 
 
 def test_prometheus_metrics_are_exported(
-    service: str, keys: dict[str, str], rows: list[dict[str, Any]], champion: VersionInfo
+    service: str,
+    keys: dict[str, str],
+    rows: list[dict[str, Any]],
+    champion: VersionInfo,
+    metrics_port: int,
 ) -> None:
-    import os
-
     for _ in range(5):
         httpx.post(f"{service}/v1/score", json={"rows": rows[:2]}, headers=bearer(keys["score"]))
     customer = {
@@ -299,7 +303,7 @@ def test_prometheus_metrics_are_exported(
         "ray_sluice_decisions_total",
         "ray_sluice_model_version",
     )
-    url = f"http://127.0.0.1:{os.environ['SLUICE_TEST_METRICS_PORT']}/metrics"
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
     deadline, text = time.monotonic() + 60, ""
     while time.monotonic() < deadline:
         text = httpx.get(url, timeout=10).text

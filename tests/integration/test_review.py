@@ -28,6 +28,7 @@ from sluice.errors import SluiceError
 from sluice.registry import VersionInfo
 from sluice.review import actions
 from sluice.serve.http import add_review_routes
+from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.audit import AuditStore
 from sluice.store.ledger import Ledger
@@ -54,7 +55,12 @@ def sluice(*args: str) -> dict[str, object]:
 
 
 def test_review_approve_reject_and_expiry(
-    champion: VersionInfo, synth_dir: Path, features_dir: Path, sink: MailSink, tmp_path: Path
+    settings: SluiceSettings,
+    champion: VersionInfo,
+    synth_dir: Path,
+    features_dir: Path,
+    sink: MailSink,
+    tmp_path: Path,
 ) -> None:
     from tests.integration.test_campaign import emails_of, write_spec
 
@@ -77,10 +83,10 @@ def test_review_approve_reject_and_expiry(
             }
         },
     )
-    result = run_campaign(spec, run_id="it-review-1")
+    result = run_campaign(spec, run_id="it-review-1", settings=settings)
     f = result.funnel
     assert f["sent"] == 0 and f["review"] > 5
-    items = actions.pending("it-review-1", limit=10_000)
+    items = actions.pending(settings.effective_database_url, "it-review-1", limit=10_000)
     assert len(items) == f["review"]
     assert {(i.gate, i.reason) for i in items} == {("confidence", "ambiguous_score")}
 
@@ -105,7 +111,7 @@ def test_review_approve_reject_and_expiry(
     assert len(emails_of(sink, "it-review-1")) == 1
 
     # The admin API: admin scope only; reject with who and why.
-    store = KeyStore()
+    store = KeyStore(settings.keys_file)
     admin, _ = store.create("it-admin", (Scope.ADMIN,))
     decide, _ = store.create("it-decide", (Scope.DECIDE,))
 
@@ -134,7 +140,9 @@ def test_review_approve_reject_and_expiry(
     got = client.post(url, json=body, headers={"Authorization": f"Bearer {admin}"})
     assert got.status_code == 200, got.text
     assert got.json()["status"] == "rejected" and got.json()["note"] == body["reason"]
-    record = AuditStore(connect()).record_of("it-review-1", items[1].customer_id)
+    record = AuditStore(connect(settings.effective_database_url)).record_of(
+        "it-review-1", items[1].customer_id
+    )
     assert record is not None and record["outcome"] == "rejected"
     assert json.loads(record["verdicts"])[-1]["detail"] == "by carol: tone is off for this segment"
     missing = client.post(
@@ -146,28 +154,36 @@ def test_review_approve_reject_and_expiry(
 
     # Expiry: an item whose window is over is closed, never sent.
     late = items[2].review_id
-    with connect().begin() as conn:
+    with connect(settings.effective_database_url).begin() as conn:
         conn.execute(
             update(reviews)
             .where(reviews.c.review_id == late)
             .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
         )
-    assert late not in {i.review_id for i in actions.pending("it-review-1", limit=10_000)}
-    assert actions.show(late).status == "expired"
+    assert late not in {
+        i.review_id
+        for i in actions.pending(settings.effective_database_url, "it-review-1", limit=10_000)
+    }
+    assert actions.show(late, settings.effective_database_url).status == "expired"
     with pytest.raises(Exception, match="already expired"):
-        actions.approve(late, "dave")
-    assert Ledger(connect()).counts("it-review-1").get("sent") == 1
+        actions.approve(late, "dave", settings.effective_database_url, settings.home_dir)
+    assert Ledger(connect(settings.effective_database_url)).counts("it-review-1").get("sent") == 1
 
 
 def test_audit_show_replay_and_export(
-    champion: VersionInfo, synth_dir: Path, features_dir: Path, sink: MailSink, tmp_path: Path
+    settings: SluiceSettings,
+    champion: VersionInfo,
+    synth_dir: Path,
+    features_dir: Path,
+    sink: MailSink,
+    tmp_path: Path,
 ) -> None:
     import pyarrow.parquet as pq
     import yaml
     from tests.integration.test_campaign import write_spec
 
     spec = write_spec(tmp_path / "a.yaml", synth_dir, features_dir, sink, "it-audit")
-    f = run_campaign(spec, run_id="it-audit-1", dry_run=True).funnel
+    f = run_campaign(spec, run_id="it-audit-1", dry_run=True, settings=settings).funnel
     assert f["would_send"] > 50
 
     # Replaying the run's own gates on its recorded inputs: nothing differs.
@@ -181,8 +197,8 @@ def test_audit_show_replay_and_export(
     strict = sluice(
         "audit", "replay", "--run", "it-audit-1", "--spec", str(tmp_path / "strict.yaml")
     )
-    engine = connect()
-    with engine.connect() as conn:
+    engine = connect(settings.effective_database_url)
+    with engine.connect(settings.effective_database_url) as conn:
         from sqlalchemy import select
 
         from sluice.store.schema import audit

@@ -14,6 +14,7 @@ import pytest
 from sluice.errors import ConflictError
 from sluice.registry import Registry, VersionInfo
 from sluice.scoring import ScoreRequest, run_scoring
+from sluice.settings import SluiceSettings
 from sluice.training import TrainedModel
 
 
@@ -49,7 +50,11 @@ def _read(path: Path) -> pa.Table:
 
 
 def test_scores_equal_booster_predict_and_bad_rows_are_quarantined_with_reasons(
-    champion: VersionInfo, trained_model: TrainedModel, features_dir: Path, tmp_path: Path
+    settings: SluiceSettings,
+    champion: VersionInfo,
+    trained_model: TrainedModel,
+    features_dir: Path,
+    tmp_path: Path,
 ) -> None:
     audience = tmp_path / "audience"
     total = _audience(features_dir, audience)
@@ -59,7 +64,8 @@ def test_scores_equal_booster_predict_and_bad_rows_are_quarantined_with_reasons(
             model="sluice-propensity@champion",
             out=tmp_path / "out",
             progress=False,
-        )
+        ),
+        Registry(settings),
     )
 
     assert report.model_version == champion.version and report.predictor == "compiled"
@@ -109,9 +115,13 @@ def test_scores_equal_booster_predict_and_bad_rows_are_quarantined_with_reasons(
 
 
 def test_alias_is_resolved_once_and_recorded(
-    champion: VersionInfo, trained_model: TrainedModel, features_dir: Path, tmp_path: Path
+    settings: SluiceSettings,
+    champion: VersionInfo,
+    trained_model: TrainedModel,
+    features_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    registry = Registry()
+    registry = Registry(settings)
     newer = registry.register(trained_model)
     registry.promote(newer.version, by="tests")
     try:
@@ -122,7 +132,8 @@ def test_alias_is_resolved_once_and_recorded(
                 out=tmp_path / "o",
                 progress=False,
                 predictor="booster",
-            )
+            ),
+            registry,
         )
         assert report.model_version == newer.version and report.predictor == "booster"
         versions = pc.unique(
@@ -135,7 +146,8 @@ def test_alias_is_resolved_once_and_recorded(
                 model=f"sluice-propensity/{champion.version}",
                 out=tmp_path / "p",
                 progress=False,
-            )
+            ),
+            registry,
         )
         assert pinned.model_version == champion.version
     finally:
@@ -143,7 +155,7 @@ def test_alias_is_resolved_once_and_recorded(
 
 
 def test_existing_output_is_not_overwritten_by_accident(
-    champion: VersionInfo, features_dir: Path, tmp_path: Path
+    settings: SluiceSettings, champion: VersionInfo, features_dir: Path, tmp_path: Path
 ) -> None:
     request = ScoreRequest(
         audience=str(features_dir / "audience.parquet"),
@@ -151,11 +163,12 @@ def test_existing_output_is_not_overwritten_by_accident(
         out=tmp_path / "o",
         progress=False,
     )
-    first = run_scoring(request)
+    registry = Registry(settings)
+    first = run_scoring(request, registry)
     with pytest.raises(ConflictError, match="--overwrite") as info:
-        run_scoring(request)
+        run_scoring(request, registry)
     assert info.value.field == "out"
-    again = run_scoring(ScoreRequest(**{**request.__dict__, "overwrite": True}))
+    again = run_scoring(ScoreRequest(**{**request.__dict__, "overwrite": True}), registry)
     assert again.scored == first.scored == pq.read_table(tmp_path / "o" / "scores").num_rows
     assert np.isfinite(pq.read_table(tmp_path / "o" / "scores").column("score").to_numpy()).all()
 

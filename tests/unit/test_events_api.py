@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi.testclient import TestClient
 
 from sluice.auth import KeyStore, Scope
@@ -14,25 +12,29 @@ from sluice.registry import Registry
 from sluice.serve.backends import LocalBackend
 from sluice.serve.engine import ScoringEngine
 from sluice.serve.http import create_api
+from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.suppressions import Suppressions
 
 WHEN = "2026-07-02T10:00:00+02:00"
 
 
-def _client(home: Path) -> tuple[TestClient, dict[str, str]]:
-    engine = ScoringEngine(["sluice-propensity@champion"], PROPENSITY_V1, Registry())
-    store = KeyStore(home / "keys.json")
+def _client(settings: SluiceSettings) -> tuple[TestClient, dict[str, str]]:
+    engine = ScoringEngine(["sluice-propensity@champion"], PROPENSITY_V1, Registry(settings))
+    store = KeyStore(settings.home_dir / "keys.json")
     keys = {
         name: store.create(name, scopes)[0]
         for name, scopes in {"events": (Scope.EVENTS,), "score": (Scope.SCORE,)}.items()
     }
-    api = create_api(LocalBackend(engine, CatalogSource.read()), store, PROPENSITY_V1)
+    backend = LocalBackend(engine, CatalogSource.read())
+    api = create_api(backend, store, PROPENSITY_V1, settings=settings)
     return TestClient(api), keys
 
 
-def test_events_need_the_events_scope_and_are_validated_one_by_one(sluice_home: Path) -> None:
-    client, keys = _client(sluice_home)
+def test_events_need_the_events_scope_and_are_validated_one_by_one(
+    fresh_settings: SluiceSettings,
+) -> None:
+    client, keys = _client(fresh_settings)
     body = {
         "events": [
             {"event_id": "e1", "type": "click", "customer_id": "c1", "occurred_at": WHEN},
@@ -57,14 +59,19 @@ def test_events_need_the_events_scope_and_are_validated_one_by_one(sluice_home: 
     assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "events"
 
 
-def test_one_click_unsubscribe_lands_as_a_suppression_once(sluice_home: Path) -> None:
-    client, _ = _client(sluice_home)
-    token = make_token(Unsubscribe("c7", "sluice-outdoors", "email", "run-9"), secret())
+def test_one_click_unsubscribe_lands_as_a_suppression_once(
+    fresh_settings: SluiceSettings,
+) -> None:
+    client, _ = _client(fresh_settings)
+    key = secret(fresh_settings.home_dir)
+    token = make_token(Unsubscribe("c7", "sluice-outdoors", "email", "run-9"), key)
     first = client.post(f"/v1/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
     assert first.status_code == 200 and first.json() == {"unsubscribed": True, "duplicate": False}
     again = client.post(f"/v1/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
     assert again.json() == {"unsubscribed": True, "duplicate": True}
-    found = Suppressions(connect()).lookup(["c7"], "sluice-outdoors")["c7"]
+    found = Suppressions(connect(fresh_settings.effective_database_url)).lookup(
+        ["c7"], "sluice-outdoors"
+    )["c7"]
     assert [(s.reason, s.channel, s.brand) for s in found] == [
         ("unsubscribed", "email", "sluice-outdoors")
     ]

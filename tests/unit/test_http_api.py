@@ -17,23 +17,28 @@ from sluice.registry import Registry
 from sluice.serve.backends import LocalBackend
 from sluice.serve.engine import ScoringEngine
 from sluice.serve.http import create_api
+from sluice.settings import SluiceSettings
 from sluice.training import TrainedModel
 
 
 @pytest.fixture
 def api(
-    sluice_home: Path, trained_model: TrainedModel
+    fresh_settings: SluiceSettings, trained_model: TrainedModel
 ) -> tuple[TestClient, ScoringEngine, dict[str, str]]:
-    engine = ScoringEngine(
-        ["sluice-propensity@champion", "sluice-propensity@challenger"], PROPENSITY_V1, Registry()
-    )
-    store = KeyStore(sluice_home / "keys.json")
+    aliases = ["sluice-propensity@champion", "sluice-propensity@challenger"]
+    engine = ScoringEngine(aliases, PROPENSITY_V1, Registry(fresh_settings))
+    store = KeyStore(fresh_settings.home_dir / "keys.json")
     keys = {
         name: store.create(name, scopes)[0]
         for name, scopes in {"score": (Scope.SCORE,), "admin": (Scope.ADMIN,)}.items()
     }
     client = TestClient(
-        create_api(LocalBackend(engine, CatalogSource.read()), store, PROPENSITY_V1)
+        create_api(
+            LocalBackend(engine, CatalogSource.read()),
+            store,
+            PROPENSITY_V1,
+            settings=fresh_settings,
+        )
     )
     return client, engine, keys
 
@@ -54,7 +59,7 @@ def test_not_ready_until_a_model_is_registered_then_serving(
     assert client.get("/readyz").status_code == 503
     unloaded = client.post("/v1/score", json={"rows": rows}, headers=h)
     assert unloaded.status_code == 409 and unloaded.json()["code"] == "model_unavailable"
-    registry = Registry()
+    registry = engine.registry
     info = registry.register(trained_model)
     registry.promote(info.version, by="tests")
     assert engine.refresh() == [

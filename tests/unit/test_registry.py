@@ -9,6 +9,7 @@ import pytest
 
 from sluice.errors import InputError, ModelNotFoundError, PromotionRefusedError
 from sluice.registry import CHALLENGER, CHAMPION, ModelURI, Registry
+from sluice.settings import SluiceSettings
 from sluice.training import TrainedModel
 
 
@@ -25,14 +26,14 @@ def test_model_uris() -> None:
 
 
 def test_register_resolve_load_and_promote(
-    sluice_home: Path, trained_model: TrainedModel, features_dir: Path
+    fresh_settings: SluiceSettings, trained_model: TrainedModel, features_dir: Path
 ) -> None:
-    registry = Registry()
+    registry = Registry(fresh_settings)
     first = registry.register(trained_model)
     assert first.version == "1" and CHALLENGER in first.aliases
     assert first.metrics["roc_auc"] == pytest.approx(trained_model.evaluation.roc_auc, abs=1e-6)
     assert first.tags["feature_contract"] == "propensity@1.0.0"
-    assert (sluice_home / "mlflow.db").exists()
+    assert (fresh_settings.home_dir / "mlflow.db").exists()
 
     with pytest.raises(ModelNotFoundError, match="no alias 'champion'"):
         registry.resolve("sluice-propensity@champion")

@@ -20,23 +20,28 @@ from sluice.feedback.kpis import RunKpis
 from sluice.feedback.stats import mean, p_above_ratio, p_below_lift, rate, wilson
 from sluice.registry import CHALLENGER, CHAMPION, Registry
 from sluice.registry.rollback import rollback
+from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.operations import OperationsLog
 from sluice.training import TrainedModel
 
 
 def test_champion_needs_a_named_approver_floors_on_a_window_and_can_roll_back(
-    sluice_home: Path, trained_model: TrainedModel, features_dir: Path
+    fresh_settings: SluiceSettings, trained_model: TrainedModel, features_dir: Path
 ) -> None:
-    registry = Registry()
+    registry = Registry(fresh_settings)
     first = registry.register(trained_model)
     with pytest.raises(PromotionRefusedError, match="named approver"):
         registry.promote(first.version)
     with pytest.raises(PromotionRefusedError, match=r"roc_auc: .* >= 0.99 FAILS"):
         approve(
-            first.version, "ana", window=features_dir / "valid.parquet", floors={"roc_auc": 0.99}
+            first.version,
+            "ana",
+            window=features_dir / "valid.parquet",
+            floors={"roc_auc": 0.99},
+            registry=registry,
         )
-    done = approve(first.version, "ana", window=features_dir / "valid.parquet")
+    done = approve(first.version, "ana", window=features_dir / "valid.parquet", registry=registry)
     assert done.window.endswith("valid.parquet") and done.previous is None
     tags = registry.resolve(f"sluice-propensity/{first.version}").tags
     assert tags["approval.by"] == "ana" and tags["promoted.champion_by"] == "ana"
@@ -44,20 +49,24 @@ def test_champion_needs_a_named_approver_floors_on_a_window_and_can_roll_back(
     assert {d.variable for d in done.drift} >= {"score", "recency_days"}
 
     second = registry.register(trained_model)
-    approve(second.version, "ben")  # registration metrics when no window is given
+    approve(
+        second.version, "ben", registry=registry
+    )  # registration metrics when no window is given
     assert registry.resolve("sluice-propensity@champion").version == second.version
-    back = rollback("carla", reason="complaints up")
+    back = rollback("carla", reason="complaints up", registry=registry)
     assert back is not None and (back.from_version, back.to_version) == ("2", "1")
     assert registry.resolve("sluice-propensity@champion").version == "1"
     assert registry.resolve("sluice-propensity/2").tags["rolled_back.champion_by"] == "carla"
     with pytest.raises(ConflictError, match="no earlier version"):
-        rollback("carla")
+        rollback("carla", registry=registry)
     # the challenger (version 2) rolls back to version 1, its previous holder
     assert registry.resolve("sluice-propensity@challenger").version == "2"
-    assert rollback("dan", alias=CHALLENGER, only_if="1") is None  # no longer what was seen
-    moved = rollback("dan", alias=CHALLENGER, only_if="2")
+    assert (
+        rollback("dan", alias=CHALLENGER, registry=registry, only_if="1") is None
+    )  # no longer what was seen
+    moved = rollback("dan", alias=CHALLENGER, registry=registry, only_if="2")
     assert moved is not None and moved.to_version == "1"
-    log = OperationsLog(connect()).entries()
+    log = OperationsLog(connect(fresh_settings.effective_database_url)).entries()
     assert [(o.kind, o.actor) for o in log] == [
         ("approve", "ana"),
         ("approve", "ben"),

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.contracts.feedback import DriftRow
-from sluice.drift.measure import drift_rows
+from sluice.drift.measure import DriftLimits, drift_rows
 from sluice.errors import ModelNotFoundError, PromotionRefusedError
 from sluice.registry import CHAMPION, MetricCheck, ModelURI, Registry
 from sluice.scoring.predictor import prepare_predictor
@@ -54,7 +54,8 @@ def window_metrics(
         counts = [
             b.histogram(data.X[:, j]) * len(data.X) for j, b in enumerate(model.reference.features)
         ]
-        drift = drift_rows(model.reference, counts, scores)
+        limits = DriftLimits(registry.settings.drift_warn, registry.settings.drift_block)
+        drift = drift_rows(model.reference, counts, scores, limits)
     return metrics, drift
 
 
@@ -66,11 +67,10 @@ def approve(
     name: str | None = None,
     floors: dict[str, float] | None = None,
     ceilings: dict[str, float] | None = None,
-    registry: Registry | None = None,
+    registry: Registry,
 ) -> Approval:
     """Make ``version`` champion if it passes floors and drift checks; refuse otherwise."""
 
-    registry = registry or Registry()
     model_name = name or registry.settings.model_name
     if not by.strip():
         raise PromotionRefusedError("by: an approval needs the approver's name", field="by")

@@ -22,9 +22,7 @@ OUTCOME_WORDS = {
 }
 
 
-def explain(
-    run_id: str, customer_id: str, database_url: str | None = None
-) -> tuple[str, dict[str, Any]]:
+def explain(run_id: str, customer_id: str, database_url: str) -> tuple[str, dict[str, Any]]:
     """(text, record) for one candidate of a run."""
     record = AuditStore(connect(database_url)).record_of(run_id, customer_id)
     if record is None:

@@ -21,7 +21,7 @@ _ARROW: dict[type, pa.DataType] = {
 }
 
 
-def export_run(run_id: str, out: Path, database_url: str | None = None) -> int:
+def export_run(run_id: str, out: Path, database_url: str) -> int:
     """Write the run's audit records (with draft and delivery state) to ``out``; rows."""
     engine = connect(database_url)
     schema = pa.schema([(name, _ARROW.get(t, pa.string())) for name, t in export_columns()])

@@ -62,9 +62,7 @@ def _records(engine: Engine, run_id: str) -> tuple[list[dict[str, Any]], dict[st
     return rows, {k: MessageDraft.model_validate_json(v) for k, v in texts.items()}
 
 
-def replay_run(
-    run_id: str, spec: CampaignSpec | None = None, database_url: str | None = None
-) -> ReplayReport:
+def replay_run(run_id: str, database_url: str, spec: CampaignSpec | None = None) -> ReplayReport:
     engine = connect(database_url)
     run = Runs(engine).get(run_id)
     if run is None:

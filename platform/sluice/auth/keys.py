@@ -23,7 +23,6 @@ from pydantic import AwareDatetime, Field
 
 from sluice.contracts._base import Contract
 from sluice.errors import AuthError, ConflictError, ForbiddenError, InputError, NotFoundError
-from sluice.settings import get_settings
 
 PREFIX = "slk"
 
@@ -57,11 +56,6 @@ class KeyFile(Contract):
     keys: tuple[KeyRecord, ...] = ()
 
 
-def default_keys_file() -> Path:
-    env = os.environ.get("SLUICE_API_KEYS_FILE")
-    return Path(env) if env else get_settings().home_dir / "api-keys.json"
-
-
 def _digest(salt: str, secret: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
 
@@ -80,8 +74,8 @@ def parse_scopes(text: str) -> tuple[Scope, ...]:
 class KeyStore:
     """The keys file, cached in memory and re-read when it changes on disk."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_keys_file()
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._by_id: dict[str, KeyRecord] = {}

@@ -18,6 +18,7 @@ from sluice.registry.registry import Registry
 from sluice.serve.backends import LocalBackend
 from sluice.serve.engine import ScoringEngine
 from sluice.serve.http import create_api
+from sluice.settings import get_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,12 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", default="sluice-propensity@champion")
     args = parser.parse_args(argv)
-    engine = ScoringEngine([args.model], PROPENSITY_V1, Registry())
+    settings = get_settings()  # this process is the app's edge
+    engine = ScoringEngine([args.model], PROPENSITY_V1, Registry(settings))
     engine.refresh()
     if not engine.ready():
         print(f"model {args.model} could not be loaded", file=sys.stderr)
         return 1
-    app = create_api(LocalBackend(engine, CatalogSource.read()), KeyStore(), PROPENSITY_V1)
+    app = create_api(
+        LocalBackend(engine, CatalogSource.read()), KeyStore(settings.keys_file), PROPENSITY_V1
+    )
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
     return 0
 

@@ -94,7 +94,7 @@ class Approvers:
         return False
 
 
-def approve_the_rest(run_id: str, database_url: str, patience_s: float = 300) -> None:
+def approve_the_rest(run_id: str, database_url: str, home: Path, patience_s: float = 300) -> None:
     from sluice.review import actions
     from sluice.store.db import connect
     from sluice.store.reviews import APPROVED, PENDING, ReviewQueue
@@ -111,7 +111,7 @@ def approve_the_rest(run_id: str, database_url: str, patience_s: float = 300) ->
             return
         for item in waiting:
             with contextlib.suppress(ConflictError):  # an interrupted one, lease still live
-                actions.approve(item.review_id, "crash-bench", database_url)
+                actions.approve(item.review_id, "crash-bench", database_url, home)
         time.sleep(1.0)
     raise RuntimeError("review items were still waiting after the bench's patience ran out")
 

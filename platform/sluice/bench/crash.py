@@ -252,7 +252,7 @@ def run_crash_bench(
         # What still waits for a person is approved now, and approvals that were killed
         # are finished once their lease is over; then one more resume settles whatever
         # a killed coordinator or approval left under a lease.
-        approve_the_rest(run_id, database_url)
+        approve_the_rest(run_id, database_url, settings.home_dir)
         finish(Proc(campaign, env, log), campaign, env, log)
         reviewed = len(ReviewQueue(connect(database_url)).list(run_id, None, 100_000))
         expected = expected_recipients(work / "audience.parquet", work / "data/customers.parquet")

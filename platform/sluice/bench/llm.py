@@ -138,13 +138,14 @@ def run_llm_bench(
 
     from sluice.generation.client import OpenAIChatClient
     from sluice.generation.copywriter import Copywriter
-    from sluice.generation.model_prep import prepare
+    from sluice.generation.model_prep import model_dir, prepare
     from sluice.serve.launcher import require_ready, serve_app
+    from sluice.settings import get_settings
 
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    prepared = prepare()
+    prepared = prepare(model_dir(get_settings().home_dir))
     app = yaml.safe_load(config.read_text())["applications"][0]["args"]
     model_id = app["model_id"]
     briefs = _briefs(max(prompt_keys, 32))

@@ -20,6 +20,7 @@ from sluice.contracts.decisions import OfferCatalog
 from sluice.contracts.drafts import DraftSource, MessageDraft
 from sluice.errors import ConfigError
 from sluice.generation.batch import GenerationConfig, GenerationReport, generate_drafts
+from sluice.generation.cache import DraftCache
 from sluice.generation.segments import brief_for
 from sluice.generation.slots import personalise
 
@@ -52,11 +53,15 @@ def fixed_draft(catalog: OfferCatalog, offer_id: str, channel: str) -> MessageDr
 
 
 def drafts_for(
-    keys: Mapping[tuple[str, ...], int], spec: CampaignSpec, catalog: OfferCatalog
+    keys: Mapping[tuple[str, ...], int],
+    spec: CampaignSpec,
+    catalog: OfferCatalog,
+    cache: DraftCache,
 ) -> tuple[dict[str, MessageDraft], GenerationReport | None]:
     """A draft per copy key among the candidates' ``keys`` (KEY_COLUMNS tuples, with how
     many candidates each has). With ``copy.max_prompts``, only the most frequent keys are
-    generated; the others get the offer's approved copy."""
+    generated (``cache`` keeps what was generated before); the others get the offer's
+    approved copy."""
     mode = spec.copy_.mode
     if mode == "fixed":
         return {copy_key(mode, *k): fixed_draft(catalog, k[3], k[4]) for k in keys}, None
@@ -92,7 +97,7 @@ def drafts_for(
     )
     if not briefs:
         return fixed, None
-    by_prompt, report = generate_drafts(list(briefs.values()), config)
+    by_prompt, report = generate_drafts(list(briefs.values()), config, cache)
     return {**fixed, **{key: by_prompt[b.prompt_key] for key, b in briefs.items()}}, report
 
 

@@ -30,11 +30,12 @@ from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import Clock
 from sluice.coordinator.actor import coordinator_for, stop_coordinator
 from sluice.decisioning.catalog import load_catalog
-from sluice.drift.measure import measure_run_drift
+from sluice.drift.measure import DriftLimits, measure_run_drift
 from sluice.errors import ConfigError, InputError
+from sluice.generation.cache import DraftCache
 from sluice.registry.registry import Registry
 from sluice.scoring.predictor import prepare_predictor
-from sluice.settings import SluiceSettings, get_settings
+from sluice.settings import SluiceSettings
 from sluice.store.audit import AuditStore
 from sluice.store.db import connect
 from sluice.store.runs import Runs
@@ -64,10 +65,11 @@ def run_campaign(
     run_id: str | None = None,
     dry_run: bool | None = None,
     progress: bool = False,
-    settings: SluiceSettings | None = None,
+    *,
+    settings: SluiceSettings,
 ) -> CampaignResult:
-    """Run (or resume) a campaign; see the module docstring. ``settings`` (default: the
-    environment's) say where the stores are and which clock business time comes from."""
+    """Run (or resume) a campaign; see the module docstring. ``settings`` (built by the
+    caller) say where the stores are and which clock business time comes from."""
     import ray
     import ray.data
 
@@ -76,9 +78,8 @@ def run_campaign(
     from sluice.scoring.job import _configure_progress
 
     started = time.perf_counter()
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, settings.home_dir)
     dry = spec.dry_run if dry_run is None else dry_run
-    settings = settings or get_settings()
     clock = settings.clock
     run_id = run_id or default_run_id(spec, dry, clock)
     database_url = settings.effective_database_url
@@ -177,11 +178,18 @@ def run_campaign(
     ).write_datasink(sink)
     staged = sink.report
     measure_run_drift(
-        run_id, spec.audience.features, stage / "candidates", model, canary_model, database_url
+        run_id,
+        spec.audience.features,
+        stage / "candidates",
+        model,
+        canary_model,
+        database_url,
+        DriftLimits(settings.drift_warn, settings.drift_block),
     )
 
     # Copy, once per key.
-    drafts, generation = drafts_for(staged.keys, spec, catalog)
+    cache = DraftCache(settings.home_dir / "cache" / "drafts.sqlite")
+    drafts, generation = drafts_for(staged.keys, spec, catalog, cache)
     drafts_json = {k: d.model_dump_json() for k, d in drafts.items()}
 
     # Pass 2: attach copy, stream to the coordinator.

@@ -16,17 +16,16 @@ from sluice.contracts.campaign import CampaignSpec, OutboxChannel
 from sluice.errors import ConfigError
 
 
-def expand(path: Path | str) -> Path:
-    """``${SLUICE_HOME}`` (even when unset) and other environment variables in a path."""
-    from sluice.settings import get_settings
-
-    text = str(path).replace("${SLUICE_HOME}", str(get_settings().home_dir))
+def expand(path: Path | str, home: Path) -> Path:
+    """``${SLUICE_HOME}`` (the ``home`` of the settings in use, even when the variable is
+    unset) and other environment variables in a path."""
+    text = str(path).replace("${SLUICE_HOME}", str(home))
     return Path(os.path.expandvars(text))
 
 
-def _resolve(base: Path, spec: CampaignSpec) -> CampaignSpec:
+def _resolve(base: Path, spec: CampaignSpec, home: Path) -> CampaignSpec:
     def rel(p: Path) -> Path:
-        p = expand(p)
+        p = expand(p, home)
         return p if p.is_absolute() else (base / p).resolve()
 
     audience = spec.audience.model_copy(
@@ -40,8 +39,9 @@ def _resolve(base: Path, spec: CampaignSpec) -> CampaignSpec:
     return spec.model_copy(update={"audience": audience, "channels": channels, "offers": offers})
 
 
-def load_spec(path: Path) -> CampaignSpec:
-    """Read and validate a campaign spec; errors name the file and the field."""
+def load_spec(path: Path, home: Path) -> CampaignSpec:
+    """Read and validate a campaign spec; errors name the file and the field. ``home``:
+    the Sluice home that ``${SLUICE_HOME}`` in its paths stands for."""
     if not path.is_file():
         raise ConfigError(f"{path}: campaign spec not found", field="spec")
     try:
@@ -54,4 +54,4 @@ def load_spec(path: Path) -> CampaignSpec:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError.invalid(str(path), exc) from exc
-    return _resolve(path.parent.resolve(), spec)
+    return _resolve(path.parent.resolve(), spec, home)

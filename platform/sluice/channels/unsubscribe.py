@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sluice.errors import InputError
-from sluice.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -28,14 +27,13 @@ class Unsubscribe:
     run_id: str
 
 
-def secret(home: Path | None = None) -> bytes:
+def secret(home: Path) -> bytes:
     """The signing key: ``SLUICE_UNSUBSCRIBE_SECRET`` in this process's environment, else
-    the key file under ``home`` (default: the settings' SLUICE_HOME), created once."""
+    the key file under ``home``, created once."""
     env = os.environ.get("SLUICE_UNSUBSCRIBE_SECRET")
     if env:
         return env.encode()
-    root = home if home is not None else get_settings().home_dir
-    path = root / "secrets" / "unsubscribe.key"
+    path = home / "secrets" / "unsubscribe.key"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -48,19 +46,19 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def make_token(u: Unsubscribe, key: bytes | None = None) -> str:
+def make_token(u: Unsubscribe, key: bytes) -> str:
     body = _b64(
         json.dumps([u.customer_id, u.brand, u.channel, u.run_id], separators=(",", ":")).encode()
     )
-    mac = hmac.new(key or secret(), body.encode(), hashlib.sha256).digest()[:16]
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()[:16]
     return f"{body}.{_b64(mac)}"
 
 
-def read_token(token: str, key: bytes | None = None) -> Unsubscribe:
+def read_token(token: str, key: bytes) -> Unsubscribe:
     if not token.isascii():
         raise InputError("token: not a valid unsubscribe token", field="token")
     body, _, mac = token.partition(".")
-    expected = _b64(hmac.new(key or secret(), body.encode(), hashlib.sha256).digest()[:16])
+    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest()[:16])
     if not mac or not hmac.compare_digest(mac, expected):
         raise InputError("token: not a valid unsubscribe token", field="token")
     padded = body + "=" * (-len(body) % 4)

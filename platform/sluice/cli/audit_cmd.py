@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sluice.cli.output import console, emit_json
+from sluice.settings import get_settings
 
 app = typer.Typer(help="The audit trail: explain, replay, export.", no_args_is_help=True)
 
@@ -20,7 +21,7 @@ def show(
     """Explain one decision of a run in plain words (then its record as JSON)."""
     from sluice.audit import explain
 
-    text, record = explain(run, customer)
+    text, record = explain(run, customer, get_settings().effective_database_url)
     console.print(text, markup=False)
     emit_json(record)
 
@@ -38,7 +39,9 @@ def replay(
     from sluice.audit import replay_run
     from sluice.campaign.spec import load_spec
 
-    report = replay_run(run, load_spec(spec) if spec else None)
+    settings = get_settings()
+    url = settings.effective_database_url
+    report = replay_run(run, url, load_spec(spec, settings.home_dir) if spec else None)
     for e in report.examples:
         console.print(
             f"{e['customer_id']} {e['gate']}: recorded {e['recorded']}, now {e['replayed']}"
@@ -57,6 +60,6 @@ def export(
     """Write a run's audit records (drafts and delivery state included) to Parquet."""
     from sluice.audit import export_run
 
-    rows = export_run(run, out)
+    rows = export_run(run, out, get_settings().effective_database_url)
     console.print(f"{rows:,} audit records of {run} -> {out}")
     emit_json({"run_id": run, "rows": rows, "out": str(out)})

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sluice.cli.output import console, emit_json, table
+from sluice.settings import get_settings
 
 app = typer.Typer(help="Campaign runs: candidates, gates, ledger, delivery.", no_args_is_help=True)
 
@@ -64,9 +65,8 @@ def run(
 ) -> None:
     """Run a campaign; ends with one JSON line of its funnel."""
     from sluice.campaign.run import run_campaign
-    from sluice.settings import get_settings
 
-    result = run_campaign(spec, run_id, dry_run, progress, get_settings())
+    result = run_campaign(spec, run_id, dry_run, progress, settings=get_settings())
     kind = " (dry run)" if result.dry_run else ""
     title = f"Campaign run {result.run_id}{kind} in {result.seconds:.1f} s"
     console.print(table(title, ["", "messages"], funnel_table(result.funnel)))
@@ -111,7 +111,7 @@ def status(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
     from sluice.store.db import connect
     from sluice.store.runs import Runs
 
-    engine = connect()
+    engine = connect(get_settings().effective_database_url)
     record = Runs(engine).get(run_id)
     if record is None:
         raise NotFoundError(f"no run {run_id!r}", field="run_id")
@@ -141,7 +141,6 @@ def mailsink(
 ) -> None:
     """A local SMTP server that stores what it receives (for demos and tests)."""
     from sluice.devtools.mailsink import MailSink
-    from sluice.settings import get_settings
 
     directory = directory or get_settings().home_dir / "mailsink"
     sink = MailSink(

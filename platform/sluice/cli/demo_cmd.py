@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sluice.cli.output import console, emit_json, table
+from sluice.settings import get_settings
 
 
 def demo(
@@ -63,6 +64,7 @@ def demo(
             llm=not no_llm,
             llm_prompts=llm_prompts,
         ),
+        get_settings(),
         step=lambda s: console.print(f"[bold cyan]>[/] {s}"),
     )
     rows = [
@@ -120,6 +122,7 @@ def _scenario(
             workdir=workdir,
             campaign=campaign,
         ),
+        get_settings(),
         step=lambda s: console.print(f"[bold cyan]>[/] {s}"),
     )
     rows = [

@@ -11,6 +11,7 @@ import typer
 
 from sluice.cli.output import console, emit_json, table
 from sluice.errors import InputError
+from sluice.settings import get_settings
 
 events_app = typer.Typer(help="Outcome events: deliveries, opens, clicks, conversions, ...")
 incidents_app = typer.Typer(help="Incidents opened by guardrails.", no_args_is_help=True)
@@ -64,7 +65,13 @@ def import_events(
     from sluice.store.db import connect
 
     items = read_events(file)
-    result = ingest(connect(), items, f"import:{file.name}"[:32], secret())
+    from sluice.registry.registry import Registry
+
+    settings = get_settings()
+    engine = connect(settings.effective_database_url)
+    source = f"import:{file.name}"[:32]
+    key = secret(settings.home_dir)
+    result = ingest(engine, items, source, key, clock=settings.clock, registry=Registry(settings))
     if result.rejected:
         out = rejected_out or file.with_name(file.name + ".rejected.jsonl")
         with out.open("w", encoding="utf-8") as fh:
@@ -94,7 +101,7 @@ def kpis(run_id: Annotated[str, typer.Argument(help="Campaign run id.")]) -> Non
     from sluice.feedback.kpis import kpis_json, run_kpis
     from sluice.store.db import connect
 
-    engine = connect()
+    engine = connect(get_settings().effective_database_url)
     k = run_kpis(engine, run_id)
 
     def pct(i: Any) -> str:
@@ -140,9 +147,13 @@ def kpis(run_id: Annotated[str, typer.Argument(help="Campaign run id.")]) -> Non
 def guardrails(run_id: Annotated[str, typer.Argument(help="Campaign run id.")]) -> None:
     """Evaluate the run's guardrails now and act if one fires (as events do)."""
     from sluice.feedback.guardrails import evaluate_guardrails
+    from sluice.registry.registry import Registry
     from sluice.store.db import connect
 
-    check = evaluate_guardrails(connect(), run_id)
+    settings = get_settings()
+    check = evaluate_guardrails(
+        connect(settings.effective_database_url), Registry(settings), run_id
+    )
     for r in check.results:
         console.print(f"  {r.name}: {'[red]FIRES[/]' if r.fired else 'ok'} ({r.detail})")
     for a in check.actions:
@@ -166,7 +177,7 @@ def list_incidents(
     from sluice.store.db import connect
     from sluice.store.incidents import Incidents
 
-    found = Incidents(connect()).list(campaign, status)
+    found = Incidents(connect(get_settings().effective_database_url)).list(campaign, status)
     rows = [
         [i.incident_id, i.campaign_id, i.run_id, i.arm, i.guardrail, i.status, i.opened_at]
         for i in found
@@ -183,7 +194,7 @@ def show_incident(incident_id: Annotated[str, typer.Argument()]) -> None:
     from sluice.store.db import connect
     from sluice.store.incidents import Incidents
 
-    found = Incidents(connect()).get(incident_id)
+    found = Incidents(connect(get_settings().effective_database_url)).get(incident_id)
     console.print_json(found.model_dump_json())
 
 
@@ -201,7 +212,7 @@ def resolve_incident(
     from sluice.store.incidents import Incidents
     from sluice.store.operations import OperationsLog
 
-    engine = connect()
+    engine = connect(get_settings().effective_database_url)
     done = Incidents(engine).resolve(incident_id, by, note, resume)
     OperationsLog(engine).record(
         "resolve" if not resume else "resume",
@@ -223,6 +234,6 @@ def report(
     from sluice.report.data import write_report
     from sluice.store.db import connect
 
-    path = write_report(connect(), run_id, out)
+    path = write_report(connect(get_settings().effective_database_url), run_id, out)
     console.print(f"report: {path}")
     emit_json({"run_id": run_id, "report": str(path)})

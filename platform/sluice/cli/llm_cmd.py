@@ -24,9 +24,11 @@ def prepare(
     ] = False,
 ) -> None:
     """Convert the packaged SmolLM2 model to a checkpoint under SLUICE_HOME (idempotent)."""
+    from sluice.generation.model_prep import model_dir
     from sluice.generation.model_prep import prepare as run
+    from sluice.settings import get_settings
 
-    result = run(force=force)
+    result = run(model_dir(get_settings().home_dir), force=force)
     verb = "converted and checked" if result.converted else "already prepared, files intact"
     console.print(f"{result.model_id}: {verb} at {result.path} ({result.seconds:.1f} s)")
     emit_json(asdict(result))

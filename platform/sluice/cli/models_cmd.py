@@ -9,6 +9,7 @@ import typer
 
 from sluice.cli.output import console, emit_json, table
 from sluice.errors import InputError
+from sluice.settings import get_settings
 
 FloorOption = Annotated[
     list[str] | None, typer.Option(help="METRIC=MIN, replacing the configured floors.")
@@ -40,7 +41,7 @@ def list_versions(
     """Every version with its aliases and validation metrics."""
     from sluice.registry import Registry
 
-    versions = Registry().versions(name)
+    versions = Registry(get_settings()).versions(name)
     rows = [
         [
             v.version,
@@ -87,7 +88,7 @@ def promote(
             "--to: champion needs a named approver: sluice models approve VERSION --by NAME",
             field="to",
         )
-    checks = Registry().promote(
+    checks = Registry(get_settings()).promote(
         version,
         to=to,
         name=name,
@@ -124,6 +125,7 @@ def approve(
 ) -> None:
     """Make VERSION champion: metric floors on a held-out window, drift, a named approver."""
     from sluice.approval import approve as do_approve
+    from sluice.registry import Registry
 
     done = do_approve(
         version,
@@ -132,6 +134,7 @@ def approve(
         name=name,
         floors=_thresholds(floor, "--floor") if floor else None,
         ceilings=_thresholds(ceiling, "--ceiling") if ceiling else None,
+        registry=Registry(get_settings()),
     )
     for c in done.checks:
         console.print(f"  {c.describe()}")
@@ -161,9 +164,11 @@ def rollback(
     reason: Annotated[str, typer.Option(help="Why (kept with the version).")] = "",
 ) -> None:
     """Point ALIAS back at the version it held before the current one."""
+    from sluice.registry import Registry
     from sluice.registry.rollback import rollback as do_rollback
 
-    done = do_rollback(by, alias=alias, name=name, reason=reason)
+    registry = Registry(get_settings())
+    done = do_rollback(by, alias=alias, name=name, reason=reason, registry=registry)
     assert done is not None
     console.print(
         f"[green]{alias}[/] moved back from version {done.from_version} to {done.to_version}"

@@ -25,10 +25,10 @@ def list_(
 
     settings = get_settings()
     items = pending(
+        settings.effective_database_url,
         run,
         None if status == "all" else status,
         limit,
-        settings.effective_database_url,
         settings.clock,
     )
     rows = [
@@ -63,7 +63,7 @@ def approve(
     from sluice.review.actions import approve as run
 
     settings = get_settings()
-    item = run(review_id, by, settings.effective_database_url, settings.clock)
+    item = run(review_id, by, settings.effective_database_url, settings.home_dir, settings.clock)
     console.print(f"{review_id}: approved by {by}; {item.result}")
     emit_json(item.summary())
 

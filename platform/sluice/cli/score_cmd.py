@@ -24,7 +24,9 @@ def score(
 ) -> None:
     """Batch-score an audience on Ray Data; bad rows are quarantined with reasons."""
     from sluice.errors import InputError
+    from sluice.registry import Registry
     from sluice.scoring import ScoreRequest, run_scoring
+    from sluice.settings import get_settings
 
     if predictor not in ("auto", "compiled", "booster"):
         raise InputError("--predictor: must be auto, compiled or booster", field="predictor")
@@ -37,7 +39,8 @@ def score(
             predictor=mode,
             overwrite=overwrite,
             progress=progress,
-        )
+        ),
+        Registry(get_settings()),
     )
     rows = [
         ["model", f"{report.model_name} version {report.model_version} ({report.predictor})"],

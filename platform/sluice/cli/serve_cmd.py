@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from sluice.cli.output import console, emit_json, table
+from sluice.settings import get_settings
 
 keys_app = typer.Typer(
     help="API keys for the decision service (stored as salted hashes).", no_args_is_help=True
@@ -27,7 +28,7 @@ def create_key(
     """Create a key; it is printed once, as {"key": ...}, and never stored in plain text."""
     from sluice.auth import KeyStore, parse_scopes
 
-    key, record = KeyStore().create(name, parse_scopes(scopes))
+    key, record = KeyStore(get_settings().keys_file).create(name, parse_scopes(scopes))
     emit_json({"key": key, "name": record.name, "scopes": [s.value for s in record.scopes]})
 
 
@@ -36,7 +37,7 @@ def list_keys() -> None:
     """Every key's name, scopes and state (never the key)."""
     from sluice.auth import KeyStore
 
-    records = KeyStore().list()
+    records = KeyStore(get_settings().keys_file).list()
     rows = [
         [
             r.name,
@@ -62,7 +63,7 @@ def revoke_key(name: Annotated[str, typer.Argument(help="Name of the key to revo
     """Revoke a key; the service refuses it from the next request on."""
     from sluice.auth import KeyStore
 
-    record = KeyStore().revoke(name)
+    record = KeyStore(get_settings().keys_file).revoke(name)
     emit_json({"name": record.name, "revoked": True})
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from sluice.cli.output import console, emit_json, table
+from sluice.settings import get_settings
 
 
 def train(
@@ -33,7 +34,7 @@ def train(
         valid_features,
         TrainConfig(num_boost_round=num_boost_round, valid_fraction=valid_fraction, seed=seed),
     )
-    info = Registry().register(trained, alias=alias)
+    info = Registry(get_settings()).register(trained, alias=alias)
     ev = trained.evaluation
     console.print(
         table(

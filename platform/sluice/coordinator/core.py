@@ -86,7 +86,7 @@ class CoordinatorCore:
         run_id: str,
         spec: CampaignSpec,
         dry_run: bool,
-        database_url: str | None,
+        database_url: str,
         unsubscribe_key: bytes,
         decision_date: date,
         sample_path: str | None = None,

@@ -21,11 +21,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sluice.contracts.clock import Clock
 from sluice.data import SynthCalendar, SynthConfig, synthesize
 from sluice.features import write_synthetic_features
 from sluice.registry import Registry
 from sluice.scoring import ScoreRequest, run_scoring
-from sluice.settings import get_settings
+from sluice.settings import SluiceSettings
 from sluice.training import TrainConfig, train
 
 DEMO_CUSTOMERS = 50_000
@@ -67,11 +68,9 @@ def _malformed_upload(good: Path, out: Path) -> int:
     return int(rows.num_rows)
 
 
-def calendar_of(config_as_of: date | None) -> SynthCalendar:
+def calendar_of(config_as_of: date | None, clock: Clock) -> SynthCalendar:
     """The demo world's dates: as of the given day, else today on Sluice's clock."""
-    return (
-        SynthCalendar(config_as_of) if config_as_of else SynthCalendar.today(get_settings().clock)
-    )
+    return SynthCalendar(config_as_of) if config_as_of else SynthCalendar.today(clock)
 
 
 def synth_world(
@@ -85,12 +84,15 @@ def synth_world(
     return synth.customers
 
 
-def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Run every stage; returns the figures the closing JSON line carries."""
-    work = config.workdir or get_settings().home_dir / "demo"
+def run_demo(
+    config: DemoConfig, settings: SluiceSettings, step: Callable[[str], None] = lambda _: None
+) -> dict[str, Any]:
+    """Run every stage with ``settings`` (the stores, the clock); returns the figures the
+    closing JSON line carries."""
+    work = config.workdir or settings.home_dir / "demo"
     data, audience = work / "data", work / "audience"
     audience.mkdir(parents=True, exist_ok=True)
-    calendar = calendar_of(config.as_of)
+    calendar = calendar_of(config.as_of, settings.clock)
 
     step(
         f"Synthesising {config.customers:,} customers as of {calendar.as_of} and building "
@@ -103,13 +105,14 @@ def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -
 
     step("Training LightGBM and registering it in MLflow as challenger")
     trained = train(work / "features-train.parquet", work / "features-valid.parquet", TrainConfig())
-    registry = Registry()
+    registry = Registry(settings)
     version = registry.register(trained)
 
     step(f"Approving version {version.version} as champion (held-out window, floors, drift)")
     from sluice.approval import approve
 
-    approve(version.version, "demo-analyst", window=work / "features-valid.parquet")
+    window = work / "features-valid.parquet"
+    approve(version.version, "demo-analyst", window=window, registry=registry)
 
     if config.campaign is not None and config.llm:
         # One local cluster for scoring, Serve and the LLM replica: more logical CPUs than
@@ -128,11 +131,12 @@ def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -
             out=work / "scores",
             overwrite=True,
             progress=False,
-        )
+        ),
+        registry,
     )
     figures: dict[str, Any] = {}
     if config.campaign is not None:
-        figures = _campaign(config, work, calendar, step)
+        figures = _campaign(config, settings, work, calendar, step)
     return {
         **figures,
         "as_of": calendar.as_of.isoformat(),
@@ -151,7 +155,11 @@ def run_demo(config: DemoConfig, step: Callable[[str], None] = lambda _: None) -
 
 
 def _campaign(
-    config: DemoConfig, work: Path, calendar: SynthCalendar, step: Callable[[str], None]
+    config: DemoConfig,
+    settings: SluiceSettings,
+    work: Path,
+    calendar: SynthCalendar,
+    step: Callable[[str], None],
 ) -> dict[str, Any]:
     """Run the example campaign against a local mail sink; the LLM drafts if enabled."""
 
@@ -171,11 +179,11 @@ def _campaign(
     spec["decision_date"] = calendar.as_of.isoformat()
     base_url = None
     if config.llm:
-        from sluice.generation.model_prep import prepare
+        from sluice.generation.model_prep import model_dir, prepare
         from sluice.serve.launcher import require_ready, serve_app
 
         step("Preparing the SmolLM2 checkpoint (sluice llm prepare)")
-        prepare()
+        prepare(model_dir(settings.home_dir))
         step(f"Deploying the CPU LLM app on Ray Serve ({config.llm_config})")
         served = require_ready(serve_app(config.llm_config, None, None, False, 900, "/v1/models"))
         base_url = f"{served.url}/v1"
@@ -193,7 +201,7 @@ def _campaign(
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     try:
         step(f"Running campaign {spec['campaign_id']}: gates, ledger, SMTP to a local mail sink")
-        result = run_campaign(path)
+        result = run_campaign(path, settings=settings)
     finally:
         sink.stop()
         if base_url is not None:
@@ -203,7 +211,7 @@ def _campaign(
     from sluice.campaign.spec import expand
 
     outboxes = {
-        expand(c["path"]) / result.run_id
+        expand(c["path"], settings.home_dir) / result.run_id
         for c in spec["channels"].values()
         if c.get("transport") == "outbox"
     }
@@ -213,7 +221,9 @@ def _campaign(
     from sluice.report.data import write_report
     from sluice.store.db import connect
 
-    report = write_report(connect(), result.run_id, work / "report.html")
+    report = write_report(
+        connect(settings.effective_database_url), result.run_id, work / "report.html"
+    )
     step(f"Campaign report written to {report}")
     return {
         "report": str(report),

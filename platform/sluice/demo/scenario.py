@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from sluice.demo.pipeline import calendar_of, synth_world
 from sluice.errors import PromotionRefusedError
 from sluice.hashing import unit_hash
+from sluice.settings import SluiceSettings
 
 CAMPAIGN_ID = "spring-boots-canary"
 GUARDRAILS = [
@@ -75,7 +76,7 @@ def _split(audience: Path, day1: Path, day2: Path) -> None:
 
 
 def run_scenario(
-    config: ScenarioConfig, step: Callable[[str], None] = lambda _: None
+    config: ScenarioConfig, settings: SluiceSettings, step: Callable[[str], None] = lambda _: None
 ) -> dict[str, Any]:
     import yaml
 
@@ -88,22 +89,21 @@ def run_scenario(
     from sluice.registry import Registry
     from sluice.report.data import write_report
     from sluice.runtime import ensure_ray
-    from sluice.settings import get_settings
     from sluice.store.db import connect
     from sluice.store.incidents import Incidents
     from sluice.store.recipients import sends_since
     from sluice.training import TrainConfig, train
 
-    work = config.workdir or get_settings().home_dir / "scenario"
+    work = config.workdir or settings.home_dir / "scenario"
     data = work / "data"
     work.mkdir(parents=True, exist_ok=True)
     step(f"Synthesising {config.customers:,} customers and their features")
-    calendar = calendar_of(None)
+    calendar = calendar_of(None, settings.clock)
     synth_world(config.customers, config.seed, calendar, data, work, work / "audience.parquet")
     train_f, valid_f = work / "features-train.parquet", work / "features-valid.parquet"
     _split(work / "audience.parquet", work / "day1", work / "day2")
 
-    registry = Registry()
+    registry = Registry(settings)
     step("Training the champion; approval on the held-out window by demo-analyst")
     champion = registry.register(train(train_f, valid_f, TrainConfig()))
     approve(champion.version, "demo-analyst", window=valid_f, registry=registry)
@@ -134,7 +134,7 @@ def run_scenario(
     spec["channels"]["email"].update(
         host="127.0.0.1", port=sink.smtp_port, reconcile_url=sink.status_url
     )
-    engine = connect()
+    engine = connect(settings.effective_database_url)
     ensure_ray()
     try:
         runs: list[str] = []
@@ -143,12 +143,13 @@ def run_scenario(
             path = work / f"campaign-{day}.yaml"
             path.write_text(yaml.safe_dump(spec, sort_keys=False))
             step(f"{day}: campaign {CAMPAIGN_ID} (holdout / canary / main) through the gates")
-            result = run_campaign(path)
+            result = run_campaign(path, settings=settings)
             runs.append(result.run_id)
             if day == "day1":
                 step("Simulating outcome events from latent propensities; ingesting them")
                 events = simulate_run(engine, result.run_id, data / "truth.parquet")
-                ingested = ingest(engine, events, "simulator", secret())
+                key = secret(settings.home_dir)
+                ingested = ingest(engine, events, "simulator", key, registry=registry)
     finally:
         sink.stop()
 

@@ -9,6 +9,7 @@ arm is scored by the canary model).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -18,7 +19,6 @@ import pyarrow.parquet as pq
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.contracts.feedback import DriftRow
 from sluice.drift.reference import Binning, Reference, psi
-from sluice.settings import get_settings
 from sluice.store.db import connect
 from sluice.store.drift import store_drift
 
@@ -73,10 +73,17 @@ def _shares(counts: np.ndarray) -> np.ndarray:
     return counts / total if total else counts
 
 
+@dataclass(frozen=True)
+class DriftLimits:
+    """PSI levels: ``warn`` reports a variable as drifted, ``block`` stops a promotion."""
+
+    warn: float = 0.1
+    block: float = 0.25
+
+
 def drift_rows(
-    ref: Reference, feature_counts: list[np.ndarray], scores: np.ndarray
+    ref: Reference, feature_counts: list[np.ndarray], scores: np.ndarray, limits: DriftLimits
 ) -> list[DriftRow]:
-    settings = get_settings()
     rows: list[DriftRow] = []
     pairs: list[tuple[Binning, np.ndarray]] = list(
         zip(ref.features, (_shares(c) for c in feature_counts), strict=True)
@@ -91,7 +98,7 @@ def drift_rows(
             DriftRow(
                 variable=binning.name,
                 psi=round(value, 6),
-                level=level(value, settings.drift_warn, settings.drift_block),  # type: ignore[arg-type]
+                level=level(value, limits.warn, limits.block),  # type: ignore[arg-type]
             )
         )
     return rows
@@ -103,7 +110,8 @@ def measure_run_drift(
     candidates: Path,
     model: Measured,
     canary: Measured | None,
-    database_url: str | None,
+    database_url: str,
+    limits: DriftLimits,
 ) -> dict[str, list[DriftRow]]:
     """Measure and store the run's drift for its model (and canary model)."""
     arms = (
@@ -127,7 +135,7 @@ def measure_run_drift(
     out: dict[str, list[DriftRow]] = {}
     for (m, wanted), ref, counts in zip(measured, references, histograms, strict=True):
         scores = score[np.isin(arm, wanted) & ~np.isnan(score)] if len(arm) else np.empty(0)
-        rows = drift_rows(ref, counts, scores)
+        rows = drift_rows(ref, counts, scores, limits)
         store_drift(connect(database_url), run_id, m.version, rows)
         out[m.version] = rows
     return out

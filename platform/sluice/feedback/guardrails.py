@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sluice.contracts.campaign import CampaignSpec, Guardrail
 from sluice.contracts.feedback import GuardrailResult, Incident
@@ -23,6 +24,9 @@ from sluice.registry.uri import ModelURI
 from sluice.store.db import Engine
 from sluice.store.incidents import ArmStates, Incidents
 from sluice.store.operations import OperationsLog
+
+if TYPE_CHECKING:
+    from sluice.registry.registry import Registry
 
 log = logging.getLogger("sluice.guardrails")
 
@@ -79,7 +83,9 @@ def check_run(kpis: RunKpis) -> list[GuardrailResult]:
     return [check(g, kpis) for g in spec.canary.guardrails]
 
 
-def evaluate_guardrails(engine: Engine, run_id: str, act: bool = True) -> GuardrailCheck:
+def evaluate_guardrails(
+    engine: Engine, registry: Registry, run_id: str, act: bool = True
+) -> GuardrailCheck:
     """Evaluate the run's guardrails; with ``act``, pause, roll back and open an incident."""
     kpis = run_kpis(engine, run_id)
     spec = CampaignSpec.model_validate(kpis.run.spec)
@@ -106,7 +112,7 @@ def evaluate_guardrails(engine: Engine, run_id: str, act: bool = True) -> Guardr
         "pause", f"campaign:{spec.campaign_id}/canary", actor, {"incident": incident.incident_id}
     )
     actions = ["paused the canary arm"]
-    moved = _roll_back_alias(spec, kpis, actor, incident.incident_id)
+    moved = _roll_back_alias(registry, spec, kpis, actor, incident.incident_id)
     if moved:
         incidents.add_action(incident.incident_id, moved)
         actions.append(moved)
@@ -114,7 +120,9 @@ def evaluate_guardrails(engine: Engine, run_id: str, act: bool = True) -> Guardr
     return GuardrailCheck(run_id, results, incidents.get(incident.incident_id), actions)
 
 
-def _roll_back_alias(spec: CampaignSpec, kpis: RunKpis, actor: str, incident_id: str) -> str | None:
+def _roll_back_alias(
+    registry: Registry, spec: CampaignSpec, kpis: RunKpis, actor: str, incident_id: str
+) -> str | None:
     from sluice.registry.rollback import rollback
 
     assert spec.canary is not None
@@ -122,7 +130,9 @@ def _roll_back_alias(spec: CampaignSpec, kpis: RunKpis, actor: str, incident_id:
     used = str(kpis.run.context.get("canary_model", "")).rpartition("/")[2]
     if ref.alias is None or not used:
         return None
-    done = rollback(actor, alias=ref.alias, name=ref.name, reason=incident_id, only_if=used)
+    done = rollback(
+        actor, alias=ref.alias, name=ref.name, reason=incident_id, registry=registry, only_if=used
+    )
     if done is None:
         return None
     return f"moved {ref.name}@{ref.alias} from version {done.from_version} to {done.to_version}"

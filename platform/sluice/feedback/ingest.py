@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -23,6 +23,9 @@ from sluice.contracts.feedback import EventReject, EventType, IngestResult, Outc
 from sluice.errors import InputError
 from sluice.store.db import Engine
 from sluice.store.events import EventStore
+
+if TYPE_CHECKING:
+    from sluice.registry.registry import Registry
 
 log = logging.getLogger("sluice.events")
 _LAST_CHECK: dict[str, float] = {}
@@ -46,7 +49,7 @@ def parse_events(raw: Iterable[Mapping[str, Any]]) -> tuple[list[OutcomeEvent], 
 
 
 def resolve_tokens(
-    events: list[OutcomeEvent], key: bytes | None
+    events: list[OutcomeEvent], key: bytes
 ) -> tuple[list[tuple[int, OutcomeEvent]], list[EventReject]]:
     """Events with the customer, brand, channel and run their unsubscribe token names."""
     out: list[tuple[int, OutcomeEvent]] = []
@@ -83,11 +86,14 @@ def ingest(
     engine: Engine,
     raw: Iterable[Mapping[str, Any]],
     source: str,
-    unsubscribe_key: bytes | None = None,
+    unsubscribe_key: bytes,
     check_every_s: float = 0.0,
     clock: Clock = SYSTEM_CLOCK,
+    registry: Registry | None = None,
 ) -> IngestResult:
-    """Validate, store and act on a batch of events (see the module docstring)."""
+    """Validate, store and act on a batch of events (see the module docstring). With a
+    ``registry``, the guardrails of the runs the events touch are evaluated (and may roll
+    its aliases back); without one, the events are only stored."""
     items = list(raw)
     good, rejected = parse_events(items)
     invalid = {r.index for r in rejected}
@@ -97,7 +103,11 @@ def ingest(
     stored = EventStore(engine, clock).add([e for _, e in resolved], source)
     accepted = set(stored.accepted)
     runs = {e.run_id for _, e in resolved if e.run_id and e.event_id in accepted}
-    opened = [i for run_id in sorted(runs) if (i := _check(engine, run_id, check_every_s))]
+    opened = (
+        [i for run_id in sorted(runs) if (i := _check(engine, registry, run_id, check_every_s))]
+        if registry is not None
+        else []
+    )
     return IngestResult(
         accepted=len(stored.accepted),
         duplicates=len(stored.duplicates),
@@ -107,7 +117,7 @@ def ingest(
     )
 
 
-def _check(engine: Engine, run_id: str, every_s: float) -> str | None:
+def _check(engine: Engine, registry: Registry, run_id: str, every_s: float) -> str | None:
     from sluice.feedback.guardrails import evaluate_guardrails
     from sluice.store.runs import Runs
 
@@ -117,7 +127,7 @@ def _check(engine: Engine, run_id: str, every_s: float) -> str | None:
     _LAST_CHECK[run_id] = now
     if Runs(engine).get(run_id) is None:
         return None
-    result = evaluate_guardrails(engine, run_id)
+    result = evaluate_guardrails(engine, registry, run_id)
     return result.incident.incident_id if result.incident else None
 
 

@@ -113,7 +113,7 @@ def _dedupe(briefs: Sequence[Brief]) -> dict[str, Brief]:
 
 
 def generate_drafts(
-    briefs: Sequence[Brief], config: GenerationConfig, cache: DraftCache | None = None
+    briefs: Sequence[Brief], config: GenerationConfig, cache: DraftCache
 ) -> tuple[dict[str, MessageDraft], GenerationReport]:
     """A draft for every distinct prompt key among ``briefs``; see the module docstring."""
     import ray.data
@@ -121,7 +121,6 @@ def generate_drafts(
     from sluice.runtime import ensure_ray
 
     started = time.perf_counter()
-    cache = cache or DraftCache()
     unique = _dedupe(briefs)
     planner = Copywriter(OpenAIChatClient(config.base_url, config.model_id), config.template)
     keys = {

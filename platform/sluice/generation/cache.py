@@ -12,7 +12,6 @@ import sqlite3
 from pathlib import Path
 
 from sluice.contracts.drafts import DraftSource, MessageDraft
-from sluice.settings import get_settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS drafts (
@@ -27,8 +26,9 @@ CREATE TABLE IF NOT EXISTS drafts (
 
 
 class DraftCache:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or get_settings().path("cache", "drafts.sqlite")
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute(_SCHEMA)

@@ -44,18 +44,27 @@ class LLMAppArgs(Contract):
     """Where ``builtin:`` sources are prepared; default: the builder's SLUICE_HOME."""
 
 
-def resolve_source(source: str, home: str | None) -> str:
+def resolve_source(source: str, home: Path) -> str:
     if not source.startswith(BUILTIN):
         return source
     name = source.removeprefix(BUILTIN)
-    base = Path(home).expanduser().resolve() if home else get_settings().home_dir
-    path = base / "models" / name
+    path = home / "models" / name
     if not (path / "config.json").is_file():
         raise ConfigError(
             f"model_source: {source} is not prepared at {path}; run `sluice llm prepare`",
             field="model_source",
         )
     return str(path)
+
+
+def _home(args: LLMAppArgs) -> Path:
+    """The app's Sluice home: its ``sluice_home``, else the builder's settings (this
+    builder is the app's edge, where configuration is read)."""
+    return (
+        Path(args.sluice_home).expanduser().resolve()
+        if args.sluice_home
+        else get_settings().home_dir
+    )
 
 
 def llm_config(args: LLMAppArgs) -> Any:
@@ -65,7 +74,7 @@ def llm_config(args: LLMAppArgs) -> Any:
     kwargs: dict[str, Any] = {
         "model_loading_config": {
             "model_id": args.model_id,
-            "model_source": resolve_source(args.model_source, args.sluice_home),
+            "model_source": resolve_source(args.model_source, _home(args)),
         },
         "engine_kwargs": args.engine_kwargs,
         "deployment_config": args.deployment_config,

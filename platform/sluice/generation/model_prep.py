@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from sluice.errors import ConfigError, UnavailableError
-from sluice.settings import get_settings
 
 MODEL_ID = "smollm2-135m-instruct"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -45,8 +44,9 @@ class PreparedModel:
     max_logit_diff: float | None = None
 
 
-def default_model_dir() -> Path:
-    return get_settings().home_dir / "models" / MODEL_ID
+def model_dir(home: Path) -> Path:
+    """Where the prepared checkpoint lives under a Sluice home."""
+    return home / "models" / MODEL_ID
 
 
 def gguf_source() -> Path:
@@ -104,10 +104,9 @@ def _convert(source: Path, staging: Path) -> float:
     return float((a - b).abs().max())
 
 
-def prepare(target: Path | None = None, force: bool = False) -> PreparedModel:
+def prepare(target: Path, force: bool = False) -> PreparedModel:
     """Convert the packaged GGUF model into a checkpoint at ``target`` (idempotent)."""
     started = time.perf_counter()
-    target = target or default_model_dir()
     source = gguf_source()
     digest = _sha256(source)
     if not force and _intact(target, digest):

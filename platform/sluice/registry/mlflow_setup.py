@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sluice.settings import SluiceSettings, get_settings
+from sluice.settings import SluiceSettings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 
-def mlflow_client(settings: SluiceSettings | None = None) -> MlflowClient:
+def mlflow_client(s: SluiceSettings) -> MlflowClient:
     """A client for the configured tracking and registry stores (creating the embedded one).
 
     Only this client talks to MLflow: nothing sets MLflow's process-wide tracking URI, so
     two registries (a bench's scratch home beside the user's) never leak into each other."""
-    s = settings or get_settings()
     import mlflow
 
     tracking = s.effective_tracking_uri

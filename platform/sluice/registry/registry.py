@@ -21,7 +21,7 @@ from sluice.registry.loaded import CONTRACT_FILE, REFERENCE_FILE, LoadedModel
 from sluice.registry.mlflow_setup import ensure_experiment, mlflow_client
 from sluice.registry.promotion import MetricCheck, check_metrics
 from sluice.registry.uri import ModelURI
-from sluice.settings import SluiceSettings, get_settings
+from sluice.settings import SluiceSettings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -78,8 +78,8 @@ def _local_path(uri: str) -> Path | None:
 class Registry:
     """Sluice's view of the MLflow model registry."""
 
-    def __init__(self, settings: SluiceSettings | None = None) -> None:
-        self.settings = settings or get_settings()
+    def __init__(self, settings: SluiceSettings) -> None:
+        self.settings = settings
         self._client: MlflowClient | None = None
 
     @property

@@ -28,7 +28,7 @@ def rollback(
     alias: str = CHAMPION,
     name: str | None = None,
     reason: str = "",
-    registry: Registry | None = None,
+    registry: Registry,
     only_if: str | None = None,
 ) -> Rollback | None:
     """Point ``alias`` back at the version it held before the current one.
@@ -37,7 +37,6 @@ def rollback(
     canary then serves what main serves). With ``only_if``, nothing happens unless the
     alias still points at that version (a guardrail must not undo a newer decision);
     None is returned then."""
-    registry = registry or Registry()
     model_name = name or registry.settings.model_name
     current = registry.resolve(ModelURI(model_name, alias=alias)).version
     if only_if is not None and current != only_if:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 
 from sluice.contracts.api import VISIBLE
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
@@ -21,10 +22,10 @@ from sluice.store.runs import Runs
 
 
 def pending(
+    database_url: str,
     run_id: str | None = None,
     status: str | None = "pending",
     limit: int = 100,
-    database_url: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[ReviewItem]:
     queue = ReviewQueue(connect(database_url), clock)
@@ -32,17 +33,17 @@ def pending(
     return queue.list(run_id, status, limit)
 
 
-def show(
-    review_id: str, database_url: str | None = None, clock: Clock = SYSTEM_CLOCK
-) -> ReviewItem:
+def show(review_id: str, database_url: str, clock: Clock = SYSTEM_CLOCK) -> ReviewItem:
     queue = ReviewQueue(connect(database_url), clock)
     queue.expire()
     return queue.get(review_id)
 
 
 def approve(
-    review_id: str, by: str, database_url: str | None = None, clock: Clock = SYSTEM_CLOCK
+    review_id: str, by: str, database_url: str, home: Path, clock: Clock = SYSTEM_CLOCK
 ) -> ReviewItem:
+    """``home``: where this process's unsubscribe key lives (see
+    :func:`sluice.channels.unsubscribe.secret`); the key is read here, where it signs."""
     from sluice.channels.unsubscribe import secret
     from sluice.contracts.campaign import CampaignSpec
     from sluice.coordinator.core import CoordinatorCore
@@ -61,7 +62,7 @@ def approve(
     item = queue.decide(review_id, APPROVED, by, None, None, lease=lease_for(spec))
     decision_date = date.fromisoformat(run.context["decision_date"])
     core = CoordinatorCore(
-        item.run_id, spec, False, database_url, secret(), decision_date, clock=clock
+        item.run_id, spec, False, database_url, secret(home), decision_date, clock=clock
     )
     try:
         result = release_reviewed(core, review_id, item.table(), item.gate, by)
@@ -76,7 +77,7 @@ def reject(
     review_id: str,
     by: str,
     reason: str,
-    database_url: str | None = None,
+    database_url: str,
     clock: Clock = SYSTEM_CLOCK,
 ) -> ReviewItem:
     from sluice.errors import InputError

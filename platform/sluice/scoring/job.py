@@ -21,7 +21,6 @@ from sluice.registry.loaded import LoadedModel
 from sluice.registry.registry import Registry
 from sluice.scoring.batch import ScoringTask, score_batch
 from sluice.scoring.predictor import PredictorMode, PredictorSpec, prepare_predictor
-from sluice.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -82,10 +81,10 @@ def _configure_progress(wanted: bool) -> None:
 
 
 def _load(
-    request: ScoreRequest, registry: Registry | None, model: LoadedModel | None
+    request: ScoreRequest, registry: Registry, model: LoadedModel | None
 ) -> tuple[LoadedModel, PredictorSpec]:
-    loaded = model or (registry or Registry()).load(request.model)
-    cache = get_settings().home_dir / "cache" / "compiled"
+    loaded = model or registry.load(request.model)
+    cache = registry.settings.home_dir / "cache" / "compiled"
     return loaded, prepare_predictor(loaded, request.predictor, cache)
 
 
@@ -105,7 +104,7 @@ def _warm_workers() -> None:
 
 
 def run_scoring(
-    request: ScoreRequest, registry: Registry | None = None, model: LoadedModel | None = None
+    request: ScoreRequest, registry: Registry, model: LoadedModel | None = None
 ) -> ScoreReport:
     """Score the audience with the model, resolved once; see the module docstring."""
     import ray.data

@@ -8,14 +8,12 @@
 # No ``from __future__ import annotations``: Serve reads build_app's annotation to
 # validate ``args`` into DecisionAppArgs.
 
-import os
 from pathlib import Path
 from typing import Any, Literal, Self, cast
 
 from pydantic import Field, model_validator
 from ray.serve import Application
 
-from sluice.auth.keys import default_keys_file
 from sluice.contracts._base import Contract
 from sluice.decisioning.catalog import CatalogSource
 from sluice.registry.uri import ModelURI
@@ -59,12 +57,12 @@ class DecisionAppArgs(Contract):
 
 
 def _stores(args: DecisionAppArgs) -> Stores:
-    settings = get_settings()
+    settings = get_settings()  # the app's edge: configuration is read here, once
     if args.sluice_home:
         settings = settings.model_copy(update={"home": Path(args.sluice_home)})
-    keys = Path(args.api_keys_file) if args.api_keys_file else default_keys_file()
-    if args.sluice_home and not args.api_keys_file and not os.environ.get("SLUICE_API_KEYS_FILE"):
-        keys = settings.home_dir / "api-keys.json"
+    if args.api_keys_file:
+        settings = settings.model_copy(update={"api_keys_file": Path(args.api_keys_file)})
+    keys = settings.keys_file
     return Stores(
         home=str(settings.home_dir),
         tracking_uri=args.tracking_uri or settings.effective_tracking_uri,

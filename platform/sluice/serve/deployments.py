@@ -48,7 +48,10 @@ class Stores:
 
     def settings(self) -> SluiceSettings:
         return SluiceSettings(
-            home=Path(self.home), tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
+            home=Path(self.home),
+            tracking_uri=self.tracking_uri,
+            registry_uri=self.registry_uri,
+            clock_offset=self.clock.offset,
         )
 
 
@@ -179,7 +182,9 @@ class Ingress:
             scorer, decider, options.default_alias, options.batch_size, options.batch_wait_s
         )
         self.keys = KeyStore(Path(stores.api_keys_file))
-        self.clock = stores.clock
+        # Home and clock from the app; the database URL from this replica's own settings
+        # (it may carry a password, which never travels as a deployment argument).
+        self.settings = stores.settings()
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_api(
@@ -188,5 +193,5 @@ class Ingress:
             PROPENSITY_V1,
             RayMetrics(),
             request_id=_request_id,
-            clock=self.clock,
+            settings=self.settings,
         )

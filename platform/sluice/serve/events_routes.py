@@ -13,9 +13,9 @@ from fastapi import FastAPI, Path
 from pydantic import Field
 
 from sluice.contracts._base import Contract
-from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feedback import IngestResult
 from sluice.errors import NotFoundError
+from sluice.settings import SluiceSettings
 
 GUARDRAIL_CHECK_EVERY_S = 5.0
 """A run's guardrails are evaluated at most this often from the events route."""
@@ -33,20 +33,25 @@ class Unsubscribed(Contract):
 
 
 def add_event_routes(
-    api: FastAPI, events_key: Any, errors: dict[int | str, Any], clock: Clock = SYSTEM_CLOCK
+    api: FastAPI, events_key: Any, errors: dict[int | str, Any], settings: SluiceSettings
 ) -> None:
     from sluice.channels.unsubscribe import secret
     from sluice.feedback.ingest import ingest, unsubscribe_event
+    from sluice.registry.registry import Registry
     from sluice.store.db import connect
+
+    clock, url, home = settings.clock, settings.effective_database_url, settings.home_dir
+    registry = Registry(settings)  # a fired guardrail may roll an alias back
 
     def post_events(body: RawEvents, _: events_key) -> IngestResult:
         return ingest(
-            connect(),
+            connect(url),
             body.events,
             "api",
-            secret(),
+            secret(home),
             check_every_s=GUARDRAIL_CHECK_EVERY_S,
             clock=clock,
+            registry=registry,
         )
 
     def one_click_unsubscribe(
@@ -54,7 +59,13 @@ def add_event_routes(
     ) -> Unsubscribed:
         event = unsubscribe_event(token, clock.now().isoformat())
         result = ingest(
-            connect(), [event], "one-click", secret(), GUARDRAIL_CHECK_EVERY_S, clock=clock
+            connect(url),
+            [event],
+            "one-click",
+            secret(home),
+            GUARDRAIL_CHECK_EVERY_S,
+            clock,
+            registry,
         )
         if result.rejected:  # a link that was never issued (or a forged one)
             first = result.rejected[0]

@@ -41,13 +41,13 @@ from sluice.contracts.api import (
     decide_request_model,
     score_request_model,
 )
-from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.decisions import Decision, DecisionContext
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import SluiceError, UnavailableError
 from sluice.serve.engine import ScoreJob, ScoreOutcome
 from sluice.serve.events_routes import add_event_routes
 from sluice.serve.metrics import NoMetrics, ServiceMetrics
+from sluice.settings import SluiceSettings
 from sluice.store.reviews import ReviewItem
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
@@ -148,11 +148,13 @@ def create_api(
     metrics: ServiceMetrics | None = None,
     request_id: Callable[[], str | None] = lambda: None,
     echo_request_id: bool = True,
-    clock: Clock = SYSTEM_CLOCK,
+    settings: SluiceSettings | None = None,
 ) -> FastAPI:
     """The FastAPI app of the decision service. ``request_id`` supplies the host's id
     (Serve's); ``echo_request_id`` adds the ``X-Request-Id`` response header (Serve adds
-    its own)."""
+    its own). ``settings`` (built by the caller, the app's edge) say where the review,
+    event and suppression stores are and which clock is business time; without them the
+    app serves decisions only."""
     metrics = metrics or NoMetrics()
     # Request bodies are generated from the contract at run time; the routes are declared
     # with ``body: Any`` and get their real annotation before FastAPI reads them.
@@ -287,8 +289,10 @@ def create_api(
             raise UnavailableError("the default model is not loaded yet", field="model")
         return Health(status="ready")
 
-    add_review_routes(api, Annotated[KeyRecord, Depends(require(Scope.ADMIN))], clock)
-    add_event_routes(api, Annotated[KeyRecord, Depends(require(Scope.EVENTS))], ERRORS, clock)
+    if settings is not None:
+        add_review_routes(api, Annotated[KeyRecord, Depends(require(Scope.ADMIN))], settings)
+        events_key = Annotated[KeyRecord, Depends(require(Scope.EVENTS))]
+        add_event_routes(api, events_key, ERRORS, settings)
     api.add_middleware(RequestIds, metrics=metrics, fallback=request_id, echo=echo_request_id)
     return api
 
@@ -297,11 +301,13 @@ def _review_view(item: ReviewItem) -> ReviewView:
     return ReviewView(**item.summary(), message=item.copy())
 
 
-def add_review_routes(api: FastAPI, admin_key: Any, clock: Clock = SYSTEM_CLOCK) -> None:
+def add_review_routes(api: FastAPI, admin_key: Any, settings: SluiceSettings) -> None:
     """The review queue under ``/v1/admin/reviews`` (admin scope). The handlers are
     synchronous: FastAPI runs them in its thread pool, so an approval's delivery never
     blocks the event loop that serves decisions."""
     from sluice.review import actions
+
+    clock, url, home = settings.clock, settings.effective_database_url, settings.home_dir
 
     def list_reviews(
         _: admin_key,
@@ -309,25 +315,25 @@ def add_review_routes(api: FastAPI, admin_key: Any, clock: Clock = SYSTEM_CLOCK)
         status: str = "pending",
         limit: int = Query(default=100, ge=1, le=1000),
     ) -> ReviewList:
-        items = actions.pending(run, None if status == "all" else status, limit, clock=clock)
+        items = actions.pending(url, run, None if status == "all" else status, limit, clock)
         return ReviewList(items=tuple(_review_view(i) for i in items))
 
     def get_review(review_id: str, _: admin_key) -> ReviewView:
-        return _review_view(actions.show(review_id, clock=clock))
+        return _review_view(actions.show(review_id, url, clock))
 
     def approve_review(
         review_id: str,
         body: ApproveRequest,
         _: admin_key,
     ) -> ReviewView:
-        return _review_view(actions.approve(review_id, body.by, clock=clock))
+        return _review_view(actions.approve(review_id, body.by, url, home, clock))
 
     def reject_review(
         review_id: str,
         body: RejectRequest,
         _: admin_key,
     ) -> ReviewView:
-        return _review_view(actions.reject(review_id, body.by, body.reason, clock=clock))
+        return _review_view(actions.reject(review_id, body.by, body.reason, url, clock))
 
     api.get(
         "/v1/admin/reviews",

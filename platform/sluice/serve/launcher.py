@@ -53,15 +53,14 @@ def haproxy_works() -> bool:
         return False
 
 
-def enable_fast_path() -> bool:
-    """Set the fast-path variables (unless the user set them) if HAProxy works."""
-    if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "0":
-        return False
-    if not haproxy_works():
-        return False
-    for key, value in FAST_PATH_ENV.items():
-        os.environ.setdefault(key, value)
-    return os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1"
+def fast_path_env() -> dict[str, str]:
+    """The environment that turns Serve's fast path on in the cluster's processes (the
+    controller, proxies and replicas read it), for ``ray.init(runtime_env=...)``: empty when
+    HAProxy does not run here or the user turned it off (``RAY_SERVE_ENABLE_HA_PROXY=0``).
+    Values the user set win. This process's own environment is never changed."""
+    if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "0" or not haproxy_works():
+        return {}
+    return {key: os.environ.get(key, value) for key, value in FAST_PATH_ENV.items()}
 
 
 def load_config(path: Path, port: int | None = None, host: str | None = None) -> Any:
@@ -124,9 +123,12 @@ def serve_app(
     """Start or join Ray, deploy the config and wait until ``ready_path`` answers 200."""
     from sluice.runtime import ensure_ray
 
-    fast_path = enable_fast_path() if fast else False
+    env = fast_path_env() if fast else {}
     config = load_config(config_path, port, host)
-    ensure_ray(num_cpus=max(os.cpu_count() or 1, 8), namespace="serve")
+    ensure_ray(
+        num_cpus=max(os.cpu_count() or 1, 8), namespace="serve", runtime_env={"env_vars": env}
+    )
+    fast_path = env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1"
     deploy(config)
     shown_host = config.http_options.host
     if shown_host in ("0.0.0.0", "::"):

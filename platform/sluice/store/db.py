@@ -13,8 +13,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 
-from sluice.settings import SluiceSettings, get_settings
-
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -51,10 +49,10 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
-def connect(url: str | None = None, settings: SluiceSettings | None = None) -> Engine:
-    """A migrated engine for ``url`` (default: the configured database), cached per URL."""
-    s = settings or get_settings()
-    url = normalise_url(url or s.effective_database_url)
+def connect(url: str) -> Engine:
+    """A migrated engine for ``url`` (see ``SluiceSettings.effective_database_url``),
+    cached per URL."""
+    url = normalise_url(url)
     with _LOCK:
         engine = _ENGINES.get(url)
         if engine is None:
