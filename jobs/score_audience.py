@@ -16,10 +16,12 @@ from pathlib import Path
 from sluice.errors import SluiceError
 from sluice.registry import Registry
 from sluice.scoring import ScoreRequest, run_scoring
-from sluice.settings import get_settings
+from sluice.settings import SluiceSettings, get_settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, settings: SluiceSettings | None = None) -> int:
+    """``settings``: where the registry is (default: this process's environment, as a
+    RayJob's entrypoint reads it)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--audience", required=True, help="Parquet file or directory")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=False,
     )
     try:
-        report = run_scoring(request, Registry(get_settings()))  # the job's edge
+        report = run_scoring(request, Registry(settings or get_settings()))
     except SluiceError as exc:
         print(json.dumps({"error": exc.to_dict()}), file=sys.stderr)
         return 2

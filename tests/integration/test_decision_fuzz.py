@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 
 from sluice.auth import KeyStore, Scope
 from sluice.settings import SluiceSettings
@@ -17,9 +18,7 @@ def admin_key(settings: SluiceSettings, service: str) -> str:
     return key
 
 
-def test_no_server_errors_and_responses_match_the_schema(
-    settings: SluiceSettings, service: str, admin_key: str
-) -> None:
+def test_no_server_errors_and_responses_match_the_schema(service: str, admin_key: str) -> None:
     # Operations are driven directly (schemathesis' lazy pytest loader does not run on
     # this pytest); every operation gets its own Hypothesis run.
     schema = schemathesis.openapi.from_url(f"{service}/openapi.json")
@@ -32,10 +31,10 @@ def test_no_server_errors_and_responses_match_the_schema(
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(
+        @hypothesis_settings(
             max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None
         )
-        def fuzz(settings: SluiceSettings, case: schemathesis.Case) -> None:
+        def fuzz(case: schemathesis.Case) -> None:
             case.call_and_validate(headers={"Authorization": f"Bearer {admin_key}"}, timeout=30)
 
         fuzz()

@@ -174,7 +174,11 @@ def test_existing_output_is_not_overwritten_by_accident(
 
 
 def test_job_entrypoint_prints_the_report(
-    champion: VersionInfo, features_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    settings: SluiceSettings,
+    champion: VersionInfo,
+    features_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import importlib.util
 
@@ -185,7 +189,8 @@ def test_job_entrypoint_prints_the_report(
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     code = module.main(
-        ["--audience", str(features_dir / "audience.parquet"), "--out", str(tmp_path / "j")]
+        ["--audience", str(features_dir / "audience.parquet"), "--out", str(tmp_path / "j")],
+        settings,
     )
     assert code == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
