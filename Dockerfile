@@ -20,9 +20,10 @@ FROM rayproject/ray:2.60.0-py311 AS cpu-base
 # ---------------------------------------------------------------------------- gpu
 FROM gpu-base AS gpu
 # gcc: predictor "auto" compiles the model's trees to C when a compiler is present.
+# g++, pkg-config and libicu-dev: PyICU (the content gates' Unicode data) builds against ICU.
 USER root
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && apt-get install -y --no-install-recommends gcc g++ libc6-dev pkg-config libicu-dev \
  && rm -rf /var/lib/apt/lists/*
 USER 1000:100
 WORKDIR /home/ray/sluice
@@ -45,7 +46,7 @@ COPY --chown=1000:100 jobs ./jobs
 FROM cpu-base AS cpu
 USER root
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && apt-get install -y --no-install-recommends gcc g++ libc6-dev pkg-config libicu-dev \
  && rm -rf /var/lib/apt/lists/*
 USER 1000:100
 WORKDIR /home/ray/sluice

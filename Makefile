@@ -15,6 +15,11 @@ PYTEST_ARGS ?=
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
+	# PyICU (the content gates' Unicode data) compiles against the system's ICU.
+	@pkg-config --exists icu-uc 2>/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+	    libicu-dev pkg-config g++; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
 	# torch first: the CPU build (vLLM's CPU wheel needs exactly this one)

@@ -98,3 +98,41 @@ def test_errors_name_the_field_and_exit_2(tmp_path: Path) -> None:
     assert champion.returncode == 2 and "models approve VERSION --by NAME" in champion.stderr
     bad_floor = sluice("models", "approve", "1", "--by", "ana", "--floor", "roc_auc", home=tmp_path)
     assert bad_floor.returncode == 2 and "METRIC=NUMBER" in bad_floor.stderr
+
+
+def test_gates_check_judges_each_line_and_ends_with_counts(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    lines = [
+        {
+            "offer_id": "spring-boots-20",
+            "channel": "sms",
+            "text": "Hi {first_name}, trail boots 20% off",
+            "slots": {"first_name": "Zoë"},
+        },
+        {"offer_id": "spring-boots-20", "channel": "sms", "text": "Trail boots ７０％ off"},
+        {"offer_id": "spring-boots-20", "channel": "sms", "text": "Boots at shop.exаmple.com"},
+        {"offer_id": "spring-boots-20", "channel": "fax", "text": "x"},
+    ]
+    copy = tmp_path / "copy.jsonl"
+    copy.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
+    done = sluice(
+        "gates",
+        "check",
+        str(repo / "jobs" / "spring-boots.yaml"),
+        "--copy",
+        str(copy),
+        home=tmp_path / "home",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "line 2: fail claims/claim_percentage" in done.stdout
+    assert "line 4: invalid invalid_field (channel:" in done.stdout
+    assert last_json(done.stdout) == {
+        "lines": 5,
+        "by_outcome": {"fail": 2, "invalid": 2, "pass": 1},
+        "by_reason": {
+            "claims:claim_percentage": 1,
+            "injection:mixed_script_host": 1,
+            "line:invalid_field": 1,
+            "line:not_json": 1,
+        },
+    }

@@ -13,6 +13,7 @@ from sluice.cli import (
     data_cmd,
     features_cmd,
     feedback_cmd,
+    gates_cmd,
     llm_cmd,
     models_cmd,
     review_cmd,
@@ -38,6 +39,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(llm_cmd.app, name="llm")
 app.add_typer(campaign_cmd.app, name="campaign")
 app.add_typer(review_cmd.app, name="review")
+app.add_typer(gates_cmd.app, name="gates")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(feedback_cmd.events_app, name="events")
 app.add_typer(feedback_cmd.incidents_app, name="incidents")

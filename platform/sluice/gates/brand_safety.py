@@ -5,8 +5,8 @@ letters, leetspeak and letter spacing undone), exactly or fuzzily (a word window
 similarity to the term reaches ``fuzzy``). Topics are compared by meaning: each
 sentence of the copy and the copy as a whole are embedded with MiniLM, and a cosine
 similarity to a banned topic's description of at least ``topic_threshold`` fails the
-message. Each distinct text (with the recipient's name masked) is judged once per run,
-and each distinct sentence embedded once, in batches.
+message. Each distinct draft (the filled slots masked, nothing else) is judged once per
+run, and each distinct sentence embedded once, in batches.
 """
 
 from __future__ import annotations
@@ -16,9 +16,13 @@ from collections.abc import Sequence
 from difflib import SequenceMatcher
 
 import numpy as np
+from pydantic import ValidationError
 
+from sluice.contracts.drafts import MessageDraft
 from sluice.gates.base import FAIL, GateContext, MessageBatch, Verdicts
-from sluice.gates.text import Finding, apply_findings, copy_text, normalise
+from sluice.gates.text import COPY_FIELDS, Finding, apply_findings, copy_text, normalise
+from sluice.gates.unicode import readings
+from sluice.generation.slots import fill
 
 CACHE_MAX = 200_000
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -64,9 +68,16 @@ class BrandSafetyGate:
         self._topic_vectors: np.ndarray | None = None
         self._vectors: dict[str, np.ndarray] = {}
         self._judged: dict[str, Finding] = {}
+        self._templates: dict[str, tuple[str, str]] = {}
 
     def _terms(self, text: str) -> Finding:
-        normal = normalise(text)
+        for reading in readings(text):
+            found = self._terms_in(normalise(reading))
+            if found is not None:
+                return found
+        return None
+
+    def _terms_in(self, normal: str) -> Finding:
         for norm, original in self.competitors:
             if term_hit(normal, norm, self.fuzzy):
                 return "competitor", f"mentions competitor {original!r}"
@@ -108,18 +119,45 @@ class BrandSafetyGate:
             )
         return found
 
+    def _masked(self, batch: MessageBatch, texts: list[str]) -> list[str]:
+        """Each row's copy with exactly the spans its slots filled masked: the row's draft
+        with the neutral greeting in the slots, where filling the draft with the row's
+        own values gives the row's copy; the copy as it is otherwise."""
+        if not batch.has("draft_json"):
+            return texts
+        names = batch.col("first_name") if batch.has("first_name") else [None] * len(texts)
+        out = list(texts)
+        for k, raw in enumerate(batch.col("draft_json")):
+            if not isinstance(raw, str) or not raw:
+                continue
+            template = self._templates.get(raw)
+            if template is None:
+                try:
+                    draft = MessageDraft.model_validate_json(raw)
+                except ValidationError:  # not a draft: the row is judged as it is
+                    template = ("", "")
+                else:
+                    fields = [getattr(draft, f, None) for f in COPY_FIELDS]
+                    unfilled = "\n".join(str(v) for v in fields if v is not None)
+                    template = (unfilled, fill(unfilled, {}) or "")
+                if len(self._templates) > CACHE_MAX:
+                    self._templates.clear()
+                self._templates[raw] = template
+            name = names[k] if isinstance(names[k], str) else None
+            if template[0] and fill(template[0], {"first_name": name}) == texts[k]:
+                out[k] = template[1]
+        return out
+
     def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:
         v = Verdicts.passing(self.name, len(batch))
         texts = copy_text(batch)
-        # Brand safety is a matter of the copy, not of the greeting: each text is judged
-        # with the recipient's name masked, so a draft is judged once, not once per name
-        # (the name itself is the injection gate's concern). Judgements are kept across
-        # batches: they depend only on the text and this gate's settings.
-        names = batch.col("first_name") if batch.has("first_name") else [None] * len(texts)
-        masked = [
-            t.replace(str(n), "there") if isinstance(n, str) and n.strip() else t
-            for t, n in zip(texts, names, strict=True)
-        ]
+        # Brand safety is a matter of the copy, not of the greeting: where the row carries
+        # its draft, the draft is judged with exactly the spans its slots filled masked
+        # (the neutral greeting in place of the name), so a draft is judged once, not once
+        # per name, and a name can never hide a word of the copy. Rows without a draft are
+        # judged as they are. Judgements are kept across batches: they depend only on the
+        # text and this gate's settings.
+        masked = self._masked(batch, texts)
         unseen = sorted(set(masked) - self._judged.keys())
         if len(self._judged) > CACHE_MAX:
             self._judged.clear()

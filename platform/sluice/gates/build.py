@@ -21,16 +21,11 @@ from sluice.gates.pii import PIIGate
 from sluice.gates.text import host_of
 
 
-def build_chain(spec: CampaignSpec, catalog: OfferCatalog) -> GateChain:
-    """schema -> consent -> suppression -> injection -> pii -> claims -> brand safety ->
-    channel format -> confidence -> quiet hours -> frequency cap: the cheap, final
-    verdicts first; review before deferral; the cap, which counts sends, last."""
+def content_gates(spec: CampaignSpec, catalog: OfferCatalog) -> list[Gate]:
+    """The gates that judge a message's copy (no database, no clock): injection -> pii ->
+    claims -> brand safety -> channel format, those the spec turns on."""
     g = spec.gates
-    gates: list[Gate] = [
-        SchemaGate({c.value for c in spec.channels}),
-        ConsentGate(),
-        SuppressionGate(),
-    ]
+    gates: list[Gate] = []
     if g.injection is not None:
         offer_hosts = {host_of(str(o.url)) for o in catalog.offers}
         gates.append(InjectionGate(sorted(offer_hosts | set(g.injection.allowed_domains))))
@@ -52,6 +47,20 @@ def build_chain(spec: CampaignSpec, catalog: OfferCatalog) -> GateChain:
                 f.sms_max_segments, f.sms_allow_ucs2, f.subject_max, f.preheader_max, f.push_max
             )
         )
+    return gates
+
+
+def build_chain(spec: CampaignSpec, catalog: OfferCatalog) -> GateChain:
+    """schema -> consent -> suppression -> the content gates -> confidence -> quiet hours
+    -> frequency cap: the cheap, final verdicts first; review before deferral; the cap,
+    which counts sends, last."""
+    g = spec.gates
+    gates: list[Gate] = [
+        SchemaGate({c.value for c in spec.channels}),
+        ConsentGate(),
+        SuppressionGate(),
+        *content_gates(spec, catalog),
+    ]
     if g.confidence is not None and (g.confidence.score_band or g.confidence.margin_band):
         gates.append(ConfidenceGate(g.confidence.score_band, g.confidence.margin_band))
     if g.quiet_hours is not None:

@@ -1,10 +1,14 @@
 """Claims: every price, percentage, date and URL in the copy is one of the offer's facts.
 
-Numbers are read the way people write them ("$119.99", "119,99 €", "EUR 134.25", "20%",
-"20 percent"), dates as ISO, "December 31", "31 Dec 2026" or "12/31". A price may be the
-offer price, the price before the discount or the saving; a percentage must be the
-discount; a date must be the first or last day of the offer; a URL must be the offer's
-page. Anything else is an invented claim and fails the message.
+Numbers are read the way people write them ("$119.99", "119,99 €", "EUR 134.25",
+"20 dollars", "20%", "20 percent"), dates as ISO, "December 31", "31 Dec 2026",
+"31.12.2026" or "12/31", after the Unicode disguises are undone
+(:func:`sluice.gates.unicode.canonical`: full-width ``７０％`` and ``＄５`` read as 70% and
+$5, invisible characters inside a number are dropped). A price may be the offer price, the
+price before the discount or the saving; a percentage must be the discount; a date must be
+the first or last day of the offer; a link (found by :func:`sluice.gates.links.find_links`)
+must be the offer's page, or its host when the link has no path. Anything else is an
+invented claim and fails the message.
 """
 
 from __future__ import annotations
@@ -16,13 +20,31 @@ from datetime import date
 from sluice.contracts.decisions import OfferCatalog
 from sluice.contracts.offers import Offer
 from sluice.gates.base import FAIL, GateContext, MessageBatch, Verdicts
-from sluice.gates.text import URL, Finding, apply_findings, copy_text, distinct, host_of
+from sluice.gates.links import links_in, parse
+from sluice.gates.text import Finding, apply_findings, copy_text, distinct
+from sluice.gates.unicode import canonical, readings
 
-SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
+SYMBOLS = {
+    "$": "USD",
+    "€": "EUR",
+    "£": "GBP",
+    "¥": "JPY",
+    "DOLLAR": "USD",
+    "DOLLARS": "USD",
+    "BUCKS": "USD",
+    "EURO": "EUR",
+    "EUROS": "EUR",
+    "POUND": "GBP",
+    "POUNDS": "GBP",
+    "YEN": "JPY",
+}
 _NUM = r"\d{1,3}(?:[,.\s]\d{3})*(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
 _CUR = r"[$€£¥]|\b(?:USD|EUR|GBP|JPY|SEK|CHF|CAD|AUD)\b"
-MONEY = re.compile(rf"(?P<c1>{_CUR})\s?(?P<n1>{_NUM})|(?P<n2>{_NUM})\s?(?P<c2>{_CUR})")
-PERCENT = re.compile(rf"(?P<n>{_NUM})\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)
+_WORD = r"\b(?:dollars?|bucks|euros?|pounds?|yen)\b"
+MONEY = re.compile(
+    rf"(?P<c1>{_CUR})\s?(?P<n1>{_NUM})|(?P<n2>{_NUM})\s?(?P<c2>{_CUR}|{_WORD})", re.IGNORECASE
+)
+PERCENT = re.compile(rf"(?P<n>{_NUM})\s?(?:%|٪|percent\b|per cent\b|pct\b)", re.IGNORECASE)
 MONTHS = {
     m: i + 1
     for i, names in enumerate(
@@ -50,6 +72,7 @@ DAY_MONTH = re.compile(
     rf"(?i)\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MON})\.?(?:,?\s+(\d{{4}}))?\b"
 )
 SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2,4})\b")
+DOT_DATE = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2}\b)")
 
 
 def number(text: str) -> float:
@@ -68,6 +91,8 @@ class Facts:
     percent: float | None
     dates: tuple[date, ...]
     url: str
+    host: str
+    path: str
 
     @classmethod
     def of(cls, offer: Offer) -> Facts:
@@ -77,12 +102,15 @@ class Facts:
             if offer.discount_pct is not None and offer.discount_pct < 100:
                 before = offer.price / (1 - offer.discount_pct / 100)
                 amounts += [before, before - offer.price]
+        page = parse(str(offer.url), True)
         return cls(
             offer.currency,
             tuple(amounts),
             offer.discount_pct,
             (offer.valid_from, offer.valid_until),
             str(offer.url).rstrip("/"),
+            page.host,
+            page.path,
         )
 
 
@@ -92,8 +120,17 @@ def _date_ok(facts: Facts, month: int, day: int, year: int | None) -> bool:
     )
 
 
-def check(text: str, facts: Facts) -> Finding:
-    """The first claim in ``text`` that the offer's facts do not back, or None."""
+def check(raw: str, facts: Facts) -> Finding:
+    """The first claim in any reading of ``raw`` that the offer's facts do not back."""
+    for reading in readings(raw):
+        found = _check(reading, facts)
+        if found is not None:
+            return found
+    return None
+
+
+def _check(raw: str, facts: Facts) -> Finding:
+    text = canonical(raw)
     for m in MONEY.finditer(text):
         cur = (m.group("c1") or m.group("c2")).upper()
         code = SYMBOLS.get(cur, cur)
@@ -124,12 +161,17 @@ def check(text: str, facts: Facts) -> Finding:
         year += 2000 if year < 100 else 0
         if not (_date_ok(facts, a, b, year) or _date_ok(facts, b, a, year)):
             return "claim_date", f"{m.group(0)} is not a date of this offer"
-    for m in URL.finditer(text):
-        found = m.group(0).rstrip(".,;:!?").split("?")[0].split("#")[0].rstrip("/")
-        found = found if "://" in found else "https://" + found
-        same_host = host_of(found) == host_of(facts.url)
-        if not (same_host and found.split("://", 1)[1] == facts.url.split("://", 1)[1]):
-            return "claim_url", f"{m.group(0)} is not this offer's page"
+    for m in DOT_DATE.finditer(text):
+        d, mo, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        year += 2000 if year < 100 else 0
+        if not _date_ok(facts, mo, d, year):
+            return "claim_date", f"{m.group(0)} is not a date of this offer"
+    for link in links_in(raw):
+        same_page = link.host == facts.host and (
+            link.path == facts.path or not (link.path or link.explicit)
+        )
+        if link.problem is not None or not same_page:
+            return "claim_url", f"{link.raw} is not this offer's page"
     return None
 
 

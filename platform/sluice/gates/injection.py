@@ -1,13 +1,15 @@
 """Injection and template integrity: copy that tries to steer a model or a reader.
 
-Checked on every message, once per distinct text, after undoing disguises
-(:func:`sluice.gates.text.normalise`):
+Checked on every message, once per distinct text, in every way the text may be read
+(:func:`sluice.gates.unicode.readings`: hidden TAG text spelt out, bidi overrides
+undone) and after undoing disguises (:func:`sluice.gates.text.normalise`):
 
 - instruction-like text: overriding instructions, new roles and modes, requests for the
   prompt or secrets, chat role markers and model control tokens (``prompt_injection``);
 - template integrity: slots left unrendered (``unrendered_slot``), HTML or script
   (``html_payload``), markdown images (``markdown_image``), links outside the allowed
-  domains (``url_not_allowed``);
+  domains, look-alikes of them and mixed-script or invalid hosts
+  (:func:`sluice.gates.links.judge`);
 - a slot value that is not a plausible value for its slot (a "first name" that is a
   sentence, a command or a number) goes to a person (``suspicious_slot_value``).
 """
@@ -15,22 +17,15 @@ Checked on every message, once per distinct text, after undoing disguises
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
 
 from sluice.gates.base import FAIL, REVIEW, GateContext, MessageBatch, Verdicts
-from sluice.gates.text import (
-    URL,
-    Finding,
-    apply_findings,
-    copy_text,
-    distinct,
-    domain_allowed,
-    fold,
-    host_of,
-    normalise,
-)
+from sluice.gates.links import judge, links_in
+from sluice.gates.text import Finding, apply_findings, copy_text, distinct, fold, normalise
+from sluice.gates.unicode import readings
 from sluice.generation.slots import clean
 
 _W = r"(?: \w+){0,5}"
@@ -73,7 +68,9 @@ INSTRUCTION = [
         r"their |customer |user |my )*(?:customer|customers|user|users|data|database|records|"
         r"money|funds|gift cards?|bitcoin|crypto|passwords?|credentials|details)\b",
         r"\b(?:execute|run|eval|exec) (?:this|the following|code|command|script|shell)\b",
-        r"\brm rf\b|\bsudo\b|\bcurl http|\bwget http|\bbase64\b|\beval\b|\bexec\b",
+        r"\brm rf\b|\bsudo\b|\bcurl http|\bwget http|\bbase ?6[4a]\b|\beval\b|\bexec\b",
+        r"\b(?:repeat|print|output|recite|reproduce|echo|copy|paste|spell out|write out|show|"
+        r"display|tell|give|quote)\b(?: \w+){0,4} (?:above|verbatim|word for word)\b",
         r"\b(?:end|begin|start) (?:of )?(?:system|instructions?|prompt|user input|context)\b",
         r"\bthe (?:assistant|ai|model|bot|llm|chatbot) (?:must|should|will|shall)\b",
         r"\b(?:above|previous|prior|earlier|preceding) (?:text|message|content|instructions?|"
@@ -96,14 +93,19 @@ HTML = re.compile(
     r"javascript\s*:|vbscript\s*:|data\s*:\s*text/html|\bon[a-z]+\s*=|&lt;\s*script|&#x?[0-9a-f]+;"
 )
 MD_IMAGE = re.compile(r"!\[[^\]]*\]\s*\([^)]*\)|!\[[^\]]*\]\s*\[")
-BARE_DOMAIN = re.compile(
-    r"(?i)\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|co|xyz|ru|cn|info|biz|app|ly|me|tk|top|gg|"
-    r"link|click|site|online|shop|store|dev|ai)\b(?:/\S*)?"
-)
 NAME = re.compile(r"^[^\W\d_]+(?:[ '\-.’][^\W\d_]+){0,3}\.?$")
 
 
 def check(text: str, allowed: Sequence[str]) -> Finding:
+    """The first problem in any reading of ``text``, or None."""
+    for reading in readings(text):
+        found = _check(reading, allowed)
+        if found is not None:
+            return found
+    return None
+
+
+def _check(text: str, allowed: Sequence[str]) -> Finding:
     folded = fold(text)
     if MARKERS.search(folded):
         return "prompt_injection", "chat role marker or model control token in the copy"
@@ -118,15 +120,17 @@ def check(text: str, allowed: Sequence[str]) -> Finding:
         return "markdown_image", "markdown image in the copy"
     if HTML.search(folded):
         return "html_payload", "HTML or script in the copy"
-    for m in [*URL.finditer(folded), *BARE_DOMAIN.finditer(folded)]:
-        host = host_of(m.group(0))
-        if not domain_allowed(host, allowed):
-            return "url_not_allowed", f"link to {host}, not an allowed domain"
+    for link in links_in(text):
+        problem = judge(link, allowed)
+        if problem is not None:
+            return problem
     return None
 
 
 def plausible_name(value: str) -> bool:
-    return len(value) <= 40 and bool(NAME.match(value.strip()))
+    """A name is letters in up to four parts (combining marks of any script allowed)."""
+    letters = "".join(c for c in value.strip() if not unicodedata.category(c).startswith("M"))
+    return len(value) <= 40 and bool(NAME.match(letters))
 
 
 class InjectionGate:

@@ -3,7 +3,10 @@
 The only personal data a message may carry is what a declared slot put there (the
 recipient's first name); an address, a phone number, a card number, or the id of any
 customer in the batch (the recipient's own or another's) in the copy fails the message.
-The check runs on the text with slots filled, once per distinct text.
+The check runs on the text with slots filled, once per distinct text, after the Unicode
+disguises are undone (:func:`sluice.gates.text.fold`): any dash, dot or slash of those
+families separates the parts of a number or an address as its ASCII form does
+(``020–7946–0958``, ``jane.doe@example·com``, ``4111/1111/1111/1111``).
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ import re
 
 from sluice.gates.base import FAIL, GateContext, MessageBatch, Verdicts
 from sluice.gates.text import Finding, apply_findings, copy_text, distinct, fold
+from sluice.gates.unicode import readings
 
 EMAIL = re.compile(
     r"[\w.+-]+\s*(?:@|\(at\)|\[at\]|\bat\b)\s*[\w-]+(?:\s*(?:\.|\(dot\)|\[dot\]|\bdot\b)\s*[\w-]+)+"
 )
-PHONE = re.compile(r"(?<![\w.$€£¥])\+?\(?\d[\d\s().\-]{6,}\d(?![\w%])")
-CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
+PHONE = re.compile(r"(?<![\w.$€£¥])\+?\(?\d[\d\s().\-/]{6,}\d(?![\w%])")
+CARD = re.compile(r"\b(?:\d[ \-./]?){13,19}\b")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -40,6 +44,15 @@ def _email(text: str) -> bool:
 
 
 def check(text: str, ids: frozenset[str]) -> Finding:
+    """The first personal datum in any reading of ``text``, or None."""
+    for reading in readings(text):
+        found = _check(reading, ids)
+        if found is not None:
+            return found
+    return None
+
+
+def _check(text: str, ids: frozenset[str]) -> Finding:
     folded = fold(text)
     if _email(folded):
         return "pii_email", "the copy contains an email address"

@@ -2,22 +2,22 @@
 
 Copy is the same for every recipient of a copy key except for filled slots, so content
 gates evaluate each distinct text once and spread the verdict back over the rows
-(:func:`distinct`). :func:`normalise` undoes the usual disguises (compatibility forms,
-zero-width characters, leetspeak, letter spacing) before terms are matched.
+(:func:`distinct`). :func:`fold` undoes the Unicode disguises
+(:mod:`sluice.gates.unicode`: compatibility forms, invisible characters, combining marks,
+UTS #39 look-alikes) and :func:`normalise` the typographic ones (leetspeak, letter
+spacing) before terms are matched. Links are found and judged by :mod:`sluice.gates.links`.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from sluice.gates.base import MessageBatch, Verdicts
+from sluice.gates.unicode import canonical, confusable_fold
 
 COPY_FIELDS = ("subject", "preheader", "body", "cta", "text")
-URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"')\]]+")
-_ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff\u00ad]")
 _LEET = str.maketrans(
     {
         "0": "o",
@@ -34,30 +34,7 @@ _LEET = str.maketrans(
         "+": "t",
     }
 )
-# Latin look-alikes from Cyrillic and Greek that NFKC leaves alone.
-_CONFUSABLES = str.maketrans(
-    {
-        "а": "a",
-        "е": "e",
-        "о": "o",
-        "р": "p",
-        "с": "c",
-        "у": "y",
-        "х": "x",
-        "і": "i",
-        "ј": "j",
-        "ѕ": "s",
-        "ο": "o",
-        "α": "a",
-        "ε": "e",
-        "ι": "i",
-        "κ": "k",
-        "ν": "v",
-        "τ": "t",
-        "ρ": "p",
-    }
-)
-_SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){3,}[a-z]\b")
+_SPACED = re.compile(r"\b(?:[a-z][ .\-_*]){1,}[a-z]\b")
 
 T = TypeVar("T")
 MEMO_MAX = 200_000
@@ -85,10 +62,11 @@ def distinct(
 
 
 def fold(text: str) -> str:
-    """Compatibility forms, accents, zero-width characters and case folded away."""
-    text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text))
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return text.casefold().translate(_CONFUSABLES)
+    """Compatibility forms, separators, invisible characters, accents and other marks,
+    case, and look-alike letters (their UTS #39 prototypes) folded away."""
+    # Prototypes before and after case folding: a capital's look-alike is not always its
+    # small letter's (Cherokee capitals fold to letters that resemble nothing Latin).
+    return confusable_fold(confusable_fold(canonical(text)).casefold()).casefold()
 
 
 def normalise(text: str) -> str:
@@ -101,14 +79,10 @@ def normalise(text: str) -> str:
 
 
 def host_of(url: str) -> str:
-    """Lower-case host of an absolute or ``www.`` URL, without port or ``www.``."""
+    """Lower-case host of a trusted absolute URL (an offer's page), without ``www.``."""
     rest = re.sub(r"(?i)^https?://", "", url)
     host = re.split(r"[/?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1].split(":", 1)[0]
     return host.lower().removeprefix("www.").rstrip(".")
-
-
-def domain_allowed(host: str, allowed: Sequence[str]) -> bool:
-    return any(host == d or host.endswith("." + d) for d in allowed)
 
 
 Finding = tuple[str, str] | None
