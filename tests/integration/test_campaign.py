@@ -45,6 +45,7 @@ def write_spec(
                 "transport": "smtp",
                 "port": sink.smtp_port,
                 "reconcile_url": sink.status_url,
+                "allow_hosts": ["127.0.0.1"],
                 "concurrency": 4,
             },
             "sms": {"transport": "outbox", "path": str(path.parent / "outbox")},
@@ -91,7 +92,7 @@ def test_campaign_delivers_gated_messages_once_and_records_everything(
     for line in lines:
         assert customers[line["customer_id"]][f"consent_{line['channel']}"] is True
     engine = connect(settings.effective_database_url)
-    with engine.connect(settings.effective_database_url) as conn:
+    with engine.connect() as conn:
         recorded = conn.execute(select(func.count()).where(audit.c.run_id == "it-main-1")).scalar()
         verdicts = (
             conn.execute(
@@ -131,7 +132,7 @@ def test_dry_run_reserves_nothing(
     tmp_path: Path,
 ) -> None:
     engine = connect(settings.effective_database_url)
-    with engine.connect(settings.effective_database_url) as conn:
+    with engine.connect() as conn:
         before = conn.execute(select(func.coalesce(func.sum(contact_counts.c.n), 0))).scalar()
     spec = write_spec(
         tmp_path / "c.yaml", synth_dir, features_dir, sink, "it-dry", dry_run_sample=7
@@ -139,7 +140,7 @@ def test_dry_run_reserves_nothing(
     result = run_campaign(spec, run_id="it-dry-1", dry_run=True, settings=settings)
     assert result.dry_run and result.funnel["would_send"] > 0 and result.funnel["sent"] == 0
     assert Ledger(engine).counts("it-dry-1") == {}
-    with engine.connect(settings.effective_database_url) as conn:
+    with engine.connect() as conn:
         assert (
             conn.execute(select(func.coalesce(func.sum(contact_counts.c.n), 0))).scalar() == before
         )
@@ -198,6 +199,7 @@ def test_an_authenticated_relay_gets_the_campaign_through_the_coordinator(
             "transport": "smtp",
             "port": relay.smtp_port,
             "reconcile_url": relay.status_url,
+            "allow_hosts": ["127.0.0.1"],
             "username": "sluice",
             "password_env": SMTP_PASSWORD_ENV,
         }

@@ -42,12 +42,18 @@ def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailSink]:
     s.stop()
 
 
-def sluice(*args: str) -> dict[str, object]:
+def cli_env(home: Path) -> dict[str, str]:
+    """The CLI's environment: this one, with the session's Sluice home (the CLI is an
+    edge: it reads its settings from its environment)."""
+    return {**os.environ, "SLUICE_HOME": str(home), "COLUMNS": "200"}
+
+
+def sluice(home: Path, *args: str) -> dict[str, object]:
     done = subprocess.run(
         [sys.executable, "-m", "sluice", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "COLUMNS": "200"},
+        env=cli_env(home),
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -80,6 +86,7 @@ def test_review_approve_reject_and_expiry(
                 "transport": "smtp",
                 "port": sink.smtp_port,
                 "reconcile_url": sink.status_url,
+                "allow_hosts": ["127.0.0.1"],
             }
         },
     )
@@ -91,11 +98,11 @@ def test_review_approve_reject_and_expiry(
     assert {(i.gate, i.reason) for i in items} == {("confidence", "ambiguous_score")}
 
     # The CLI: list, show, approve.
-    listed = sluice("review", "list", "--run", "it-review-1", "--limit", "5000")
+    listed = sluice(settings.home_dir, "review", "list", "--run", "it-review-1", "--limit", "5000")
     assert len(listed["items"]) == len(items)  # type: ignore[arg-type]
-    shown = sluice("review", "show", items[0].review_id)
+    shown = sluice(settings.home_dir, "review", "show", items[0].review_id)
     assert shown["copy"]["subject"]  # type: ignore[index]
-    approved = sluice("review", "approve", items[0].review_id, "--by", "alice")
+    approved = sluice(settings.home_dir, "review", "approve", items[0].review_id, "--by", "alice")
     assert approved["status"] == "approved" and approved["decided_by"] == "alice"
     assert approved["result"] == "sent"
     mails = emails_of(sink, "it-review-1")
@@ -105,6 +112,7 @@ def test_review_approve_reject_and_expiry(
         [sys.executable, "-m", "sluice", "review", "approve", items[0].review_id, "--by", "bob"],
         capture_output=True,
         text=True,
+        env=cli_env(settings.home_dir),
         timeout=300,
     )
     assert again.returncode == 2 and "already approved by alice" in again.stderr
@@ -128,7 +136,7 @@ def test_review_approve_reject_and_expiry(
     ) -> KeyRecord:
         return store.authorize(f"Bearer {c.credentials}" if c else None, Scope.ADMIN)
 
-    add_review_routes(app, Annotated[KeyRecord, Depends(check)])
+    add_review_routes(app, Annotated[KeyRecord, Depends(check)], settings)
     client = TestClient(app, raise_server_exceptions=False)
     target = items[1].review_id
     url = f"/v1/admin/reviews/{target}/reject"
@@ -187,7 +195,7 @@ def test_audit_show_replay_and_export(
     assert f["would_send"] > 50
 
     # Replaying the run's own gates on its recorded inputs: nothing differs.
-    same = sluice("audit", "replay", "--run", "it-audit-1")
+    same = sluice(settings.home_dir, "audit", "replay", "--run", "it-audit-1")
     assert same["checked"] > f["would_send"] and same["differing"] == 0
 
     # A stricter subject limit: every email that went through now fails channel format.
@@ -195,10 +203,16 @@ def test_audit_show_replay_and_export(
     changed["gates"]["channel_format"] = {"subject_max": 12}
     (tmp_path / "strict.yaml").write_text(yaml.safe_dump(changed))
     strict = sluice(
-        "audit", "replay", "--run", "it-audit-1", "--spec", str(tmp_path / "strict.yaml")
+        settings.home_dir,
+        "audit",
+        "replay",
+        "--run",
+        "it-audit-1",
+        "--spec",
+        str(tmp_path / "strict.yaml"),
     )
     engine = connect(settings.effective_database_url)
-    with engine.connect(settings.effective_database_url) as conn:
+    with engine.connect() as conn:
         from sqlalchemy import select
 
         from sluice.store.schema import audit
@@ -237,6 +251,7 @@ def test_audit_show_replay_and_export(
         ],
         capture_output=True,
         text=True,
+        env=cli_env(settings.home_dir),
         timeout=300,
     )
     assert shown.returncode == 0, shown.stderr[-2000:]
@@ -244,7 +259,9 @@ def test_audit_show_replay_and_export(
 
     # Export: one Parquet row per candidate, drafts inlined.
     out = tmp_path / "audit.parquet"
-    exported = sluice("audit", "export", "--run", "it-audit-1", "--out", str(out))
+    exported = sluice(
+        settings.home_dir, "audit", "export", "--run", "it-audit-1", "--out", str(out)
+    )
     table = pq.read_table(out)
     assert exported["rows"] == table.num_rows == f["scored"]
     assert {"verdicts", "draft", "feature_hash", "model_version", "prompt_hash"} <= set(

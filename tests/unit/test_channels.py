@@ -25,7 +25,7 @@ from sluice.channels.base import (
 )
 from sluice.channels.outbox import OutboxTransport
 from sluice.channels.smtp import SmtpTransport
-from sluice.channels.unsubscribe import Unsubscribe, make_token, read_token
+from sluice.channels.unsubscribe import Keyring, Unsubscribe, make_token, read_token
 from sluice.channels.webhook import WebhookTransport, signature
 from sluice.devtools.mailsink import MailSink
 from sluice.errors import ConfigError, InputError
@@ -74,6 +74,7 @@ def smtp(port: int, reconcile_url: str | None = None) -> SmtpTransport:
         "https://shop.example.com/u",
         reconcile_url=reconcile_url,
         timeout_s=5,
+        allow_hosts=("127.0.0.1",),  # the loopback test servers
     )
 
 
@@ -264,10 +265,11 @@ def test_outbox_writes_and_reads_back(tmp_path: Path, fmt: str) -> None:
 
 
 def test_unsubscribe_tokens_are_signed() -> None:
+    keys, other = Keyring.of("a1b2c3d4" * 8), Keyring.of("f0e1d2c3" * 8)
     u = Unsubscribe("c1", "outdoors", "email", "run-1")
-    token = make_token(u, b"key")
-    assert read_token(token, b"key") == u
+    token = make_token(u, keys)
+    assert read_token(token, keys) == u
     with pytest.raises(InputError):
-        read_token(token, b"other-key")
+        read_token(token, other)
     with pytest.raises(InputError):
-        read_token(token[:-2] + "xx", b"key")
+        read_token(token[:-2] + "xx", keys)

@@ -15,12 +15,14 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sluice.channels.unsubscribe import Keyring
 from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.coordinator.core import CoordinatorCore
 from sluice.store import connect, dispose_all
 from sluice.store.suppressions import Suppressions
 
+KEYS = Keyring.of("fedcba9876543210" * 4)
 ZONES = [
     "America/New_York",
     "America/Los_Angeles",
@@ -140,7 +142,7 @@ def test_nothing_is_delivered_without_consent_or_to_a_suppressed_customer(
         for i, (reason, channel, brand) in suppressed.items():
             store.add(f"c{i}", reason, channel=channel, brand=brand)
         core = CoordinatorCore(
-            "run-p", spec(root, "camp", cap=100), False, url, b"k", SYSTEM_CLOCK.today()
+            "run-p", spec(root, "camp", cap=100), False, url, KEYS, SYSTEM_CLOCK.today()
         )
         core.submit(candidates(rows, "run-p"))
         core.close()
@@ -188,7 +190,7 @@ def test_no_recipient_exceeds_the_cap_across_zones_dst_and_two_campaigns(
                     spec(root, name, cap),
                     False,
                     url,
-                    b"k",
+                    KEYS,
                     moment.date(),
                     clock=Clock.at(moment),
                 )
@@ -232,7 +234,7 @@ def test_a_customer_twice_in_a_batch_gets_one_message_and_the_batch_goes_on(
             {"customer_id": "c1", "channel": "sms"},  # the same customer again
         ]
         core = CoordinatorCore(
-            "run-d", spec(root, "dupes", cap=None), False, url, b"k", SYSTEM_CLOCK.today()
+            "run-d", spec(root, "dupes", cap=None), False, url, KEYS, SYSTEM_CLOCK.today()
         )
         counts = core.submit(candidates(people, "run-d"))
         core.close()

@@ -60,6 +60,7 @@ def smtp(
         password=password,
         reconcile_url=sink.status_url if reconcile else None,
         timeout_s=5,
+        allow_hosts=("127.0.0.1",),  # the loopback mail sink
     )
 
 

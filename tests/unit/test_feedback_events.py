@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sluice.channels.outbox import OutboxTransport
-from sluice.channels.unsubscribe import Unsubscribe, make_token
+from sluice.channels.unsubscribe import Keyring, Unsubscribe, make_token
 from sluice.coordinator.delivery import Deliverer
 from sluice.feedback.ingest import ingest, unsubscribe_event
 from sluice.store import connect
@@ -19,7 +19,7 @@ from sluice.store.incidents import Incidents
 from sluice.store.ledger import Ledger, Reservation
 from sluice.store.suppressions import Suppressions
 
-KEY = b"k" * 32
+KEY = Keyring.of("0123456789abcdef" * 4)
 WHEN = "2026-07-02T10:00:00+00:00"
 
 
@@ -57,9 +57,9 @@ def test_events_are_deduplicated_by_id_within_and_across_batches(database_url: s
     ],
 )
 def test_a_bad_event_is_rejected_with_field_and_reason_and_the_rest_stored(
-    tmp_path: Path, event: dict[str, Any], field: str, reason: str
+    database_url: str, event: dict[str, Any], field: str, reason: str
 ) -> None:
-    engine = connect(f"sqlite:///{tmp_path / 's.db'}")
+    engine = connect(database_url)
     result = ingest(engine, [ev("good-1"), event, ev("good-2")], "test", KEY)
     assert result.accepted == 2
     [rejected] = result.rejected
@@ -94,8 +94,8 @@ def test_unsubscribe_bounce_and_complaint_suppress_at_once(database_url: str) ->
     assert again.suppressions == 0 and again.accepted == 1 and again.duplicates == 1
 
 
-def test_a_forged_or_mismatched_token_is_rejected(tmp_path: Path) -> None:
-    engine = connect(f"sqlite:///{tmp_path / 's.db'}")
+def test_a_forged_or_mismatched_token_is_rejected(database_url: str) -> None:
+    engine = connect(database_url)
     token = make_token(Unsubscribe("c9", "acme", "email", "run-1"), KEY)
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     result = ingest(
@@ -191,8 +191,8 @@ def test_a_paused_arm_is_never_claimed(database_url: str, tmp_path: Path) -> Non
     assert ArmStates(engine).paused("camp") == {}
 
 
-def test_tokens_and_times_from_anywhere_are_refused_not_crashed_on(tmp_path: Path) -> None:
-    engine = connect(f"sqlite:///{tmp_path / 's.db'}")
+def test_tokens_and_times_from_anywhere_are_refused_not_crashed_on(database_url: str) -> None:
+    engine = connect(database_url)
     result = ingest(
         engine,
         [

@@ -5,13 +5,16 @@ A key looks like ``slk_<id>_<secret>``. The keys file (``SLUICE_API_KEYS_FILE``,
 and ``sha256(salt + secret)``. The secret is 256 random bits, so a fast hash is enough:
 there is nothing to brute-force, unlike a password. The store re-reads the file when it
 changes, so a revocation takes effect on the next request without a restart. Keys are
-never logged; only names are.
+never logged; only names are. An invalid keys file is refused with an error that names
+the file and the problem, never its content; the service then refuses every key (503)
+until the file is mended.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
@@ -19,12 +22,21 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, ValidationError
 
 from sluice.contracts._base import Contract
-from sluice.errors import AuthError, ConflictError, ForbiddenError, InputError, NotFoundError
+from sluice.errors import (
+    AuthError,
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    UnavailableError,
+)
 
 PREFIX = "slk"
+log = logging.getLogger("sluice.auth")
 
 
 class Scope(StrEnum):
@@ -56,6 +68,9 @@ class KeyFile(Contract):
     keys: tuple[KeyRecord, ...] = ()
 
 
+_FIELDS = frozenset({*KeyFile.model_fields, *KeyRecord.model_fields})
+
+
 def _digest(salt: str, secret: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
 
@@ -78,12 +93,33 @@ class KeyStore:
         self.path = path
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
+        self._bad: tuple[int, int] | None = None
         self._by_id: dict[str, KeyRecord] = {}
 
     def _load(self) -> KeyFile:
-        if not self.path.exists():
+        """The keys file; ConfigError naming the file and the problem (never the content:
+        pydantic's messages quote the input, so they are not passed on)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
             return KeyFile()
-        return KeyFile.model_validate_json(self.path.read_text())
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.path}: cannot be read ({exc.strerror})", field="keys_file"
+            ) from None
+        try:
+            return KeyFile.model_validate_json(raw)
+        except ValidationError as exc:
+            # The message and the location, with any name that is not a field (a key of
+            # the file's own) masked: no value from the file.
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(
+                str(p) if isinstance(p, int) or p in _FIELDS else "?" for p in first["loc"]
+            )
+            raise ConfigError(
+                f"{self.path}: invalid API keys file at {where or 'the top level'}: {first['msg']}",
+                field="keys_file",
+            ) from None
 
     def _refresh(self) -> None:
         try:
@@ -93,8 +129,17 @@ class KeyStore:
             stamp = (0, 0)
         if stamp != self._stamp:
             with self._lock:
-                self._by_id = {k.key_id: k for k in self._load().keys}
-                self._stamp = stamp
+                try:
+                    self._by_id = {k.key_id: k for k in self._load().keys}
+                except ConfigError as exc:
+                    self._by_id = {}  # fail closed: no key is known
+                    if stamp != self._bad:
+                        log.error("%s", exc.message)  # once per version of the file
+                    self._bad = stamp
+                    raise UnavailableError(
+                        "API keys are unavailable", field="authorization"
+                    ) from None
+                self._stamp, self._bad = stamp, None
 
     def _save(self, data: KeyFile) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

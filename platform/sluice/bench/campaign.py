@@ -58,6 +58,7 @@ def _spec(work: Path, name: str, port: int, status_url: str, limit: int | None) 
                 "transport": "smtp",
                 "port": port,
                 "reconcile_url": status_url,
+                "allow_hosts": ["127.0.0.1"],  # the local mail sink (egress guard)
                 "concurrency": 8,
             },
             "sms": {"transport": "outbox", "path": str(work / "outbox")},

@@ -133,6 +133,7 @@ def write_spec(work: Path, sink_port: int, status_url: str, review_below: float)
                 "transport": "smtp",
                 "port": sink_port,
                 "reconcile_url": status_url,
+                "allow_hosts": ["127.0.0.1"],  # the local mail sink (egress guard)
                 "concurrency": 4,
                 "timeout_s": 5,
             }

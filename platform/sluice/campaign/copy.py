@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import pyarrow as pa
 
+from sluice.channels.netguard import Guard
 from sluice.contracts.briefs import Lifecycle, PropensityTier, SegmentProfile
 from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.customer import Channel
@@ -21,6 +22,7 @@ from sluice.contracts.drafts import DraftSource, MessageDraft
 from sluice.errors import ConfigError
 from sluice.generation.batch import GenerationConfig, GenerationReport, generate_drafts
 from sluice.generation.cache import DraftCache
+from sluice.generation.client import LLM_URL_FIELD
 from sluice.generation.segments import brief_for
 from sluice.generation.slots import personalise
 
@@ -94,9 +96,13 @@ def drafts_for(
         template=spec.copy_.template,
         max_in_flight=spec.copy_.max_in_flight,
         deadline_s=spec.copy_.deadline_s,
+        egress=tuple(spec.copy_.allow_hosts),
     )
     if not briefs:
         return fixed, None
+    # The egress guard vets the URL now (a refused host fails the run before any call) and
+    # again on every connection the LLM client opens (``egress``).
+    Guard(LLM_URL_FIELD, spec.copy_.allow_hosts).check_url(url)
     by_prompt, report = generate_drafts(list(briefs.values()), config, cache)
     return {**fixed, **{key: by_prompt[b.prompt_key] for key, b in briefs.items()}}, report
 

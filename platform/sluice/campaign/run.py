@@ -26,6 +26,7 @@ from typing import Any, cast
 from sluice.campaign.candidates import CandidateTask, prepare_candidates, slim_profiles
 from sluice.campaign.copy import attach_copy, drafts_for
 from sluice.campaign.spec import load_spec
+from sluice.channels.outbox import check_run_id, private_dir
 from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import Clock
 from sluice.coordinator.actor import coordinator_for, stop_coordinator
@@ -60,6 +61,16 @@ def default_run_id(spec: CampaignSpec, dry_run: bool, clock: Clock) -> str:
     return f"{spec.campaign_id}-{'dry-' if dry_run else ''}{stamp}"
 
 
+def run_dir(home: Path, run_id: str) -> Path:
+    """The run's work directory, ``home/runs/RUN_ID``: InputError (field ``run_id``) for
+    anything but a run id, or a path that resolves outside ``home/runs``."""
+    runs = (home / "runs").resolve()
+    work = (runs / check_run_id(run_id)).resolve()
+    if work.parent != runs:
+        raise InputError(f"run_id: {run_id!r} leads outside {runs}", field="run_id")
+    return work
+
+
 def run_campaign(
     spec_path: Path,
     run_id: str | None = None,
@@ -78,10 +89,13 @@ def run_campaign(
     from sluice.scoring.job import _configure_progress
 
     started = time.perf_counter()
+    if run_id is not None:
+        check_run_id(run_id)  # before anything else: it names directories
     spec = load_spec(spec_path, settings.home_dir)
     dry = spec.dry_run if dry_run is None else dry_run
     clock = settings.clock
-    run_id = run_id or default_run_id(spec, dry, clock)
+    run_id = run_id if run_id is not None else default_run_id(spec, dry, clock)
+    work = run_dir(settings.home_dir, run_id)
     database_url = settings.effective_database_url
     runs = Runs(connect(database_url), clock)
     registry = Registry(settings)
@@ -108,7 +122,7 @@ def run_campaign(
         )
     decision_date = date.fromisoformat(context["decision_date"])
     catalog = load_catalog(spec.offers, decision_date)
-    work = settings.home_dir / "runs" / run_id
+    private_dir(work)  # staged candidates and the dry-run sample hold customer data
     stage = work / "stage"
     shutil.rmtree(stage, ignore_errors=True)
 

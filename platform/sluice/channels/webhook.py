@@ -6,6 +6,12 @@ are expected to deduplicate on the key (a 409 for a key already received counts 
 delivered). Connection failures and 429/5xx are retried with exponential backoff; a
 timeout after the request went out is ambiguous and is reconciled by replaying the same
 request under the same key, never by sending a new one.
+
+The URL goes through the egress guard (:mod:`sluice.channels.netguard`): checked when the
+transport is built, and each new connection dials an address vetted just before, never the
+name. Errors carry the receiver's status code and a fixed reason, never its response body
+(the ledger keeps them and ``sluice audit`` shows them: an internal service's error page
+has no place there).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import time
 
 import httpx
@@ -24,8 +31,15 @@ from sluice.channels.base import (
     PermanentSendError,
     TransientSendError,
 )
-from sluice.channels.netguard import check_target
+from sluice.channels.netguard import Guard, Resolver, guarded_client
 from sluice.errors import ConfigError
+
+
+def status_error(status: int) -> str:
+    """``"<status>: <fixed reason>"``: the response body never goes into an error."""
+    if status == 429:
+        return f"{status}: throttled by the receiver"
+    return f"{status}: " + ("the receiver failed" if status >= 500 else "refused by the receiver")
 
 
 def signature(secret: bytes, timestamp: str, body: bytes) -> str:
@@ -43,11 +57,14 @@ class WebhookTransport:
         timeout_s: float = 10.0,
         max_attempts: int = 5,
         backoff_s: float = 0.5,
+        field: str = "channels.webhook.url",
+        resolver: Resolver = socket.getaddrinfo,
     ) -> None:
-        check_target(url, allow_hosts)
+        guard = Guard(field, allow_hosts, resolver)
+        guard.check_url(url)
         self.url, self.secret, self.allow_hosts = url, secret, allow_hosts
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
-        self.client = httpx.Client(timeout=timeout_s)
+        self.client = guarded_client(guard, timeout_s)
 
     def _body(self, m: OutboundMessage) -> bytes:
         doc = {
@@ -65,10 +82,6 @@ class WebhookTransport:
         return json.dumps(doc, separators=(",", ":")).encode()
 
     def _post(self, m: OutboundMessage) -> httpx.Response:
-        try:
-            check_target(self.url, self.allow_hosts)
-        except ConfigError as exc:
-            raise ChannelDownError(exc.message) from exc
         body = self._body(m)
         ts = str(int(time.time()))
         headers = {
@@ -77,7 +90,10 @@ class WebhookTransport:
             "X-Sluice-Timestamp": ts,
             "X-Sluice-Signature": signature(self.secret, ts, body),
         }
-        return self.client.post(self.url, content=body, headers=headers)
+        try:
+            return self.client.post(self.url, content=body, headers=headers)
+        except ConfigError as exc:  # the guard refused the address the name resolves to now
+            raise ChannelDownError(exc.message) from exc
 
     def send(self, message: OutboundMessage) -> str:
         ambiguous: Exception | None = None
@@ -102,11 +118,11 @@ class WebhookTransport:
                 ambiguous = None
                 return str(r.headers.get("x-message-id") or message.idempotency_key)
             if r.status_code == 429 or r.status_code >= 500:
-                last = TransientSendError(f"{r.status_code}: {r.text[:200]}")
+                last = TransientSendError(status_error(r.status_code))
                 continue
             if r.status_code in (401, 403, 407):
                 raise ChannelDownError(f"the receiver refused our credentials: {r.status_code}")
-            raise PermanentSendError(f"{r.status_code}: {r.text[:200]}")
+            raise PermanentSendError(status_error(r.status_code))
         if ambiguous is not None:
             raise AmbiguousSendError(f"no answer after {self.max_attempts} attempts: {ambiguous}")
         raise last

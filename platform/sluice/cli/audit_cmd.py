@@ -20,7 +20,9 @@ def show(
 ) -> None:
     """Explain one decision of a run in plain words (then its record as JSON)."""
     from sluice.audit import explain
+    from sluice.channels.outbox import check_run_id
 
+    check_run_id(run)
     text, record = explain(run, customer, get_settings().effective_database_url)
     console.print(text, markup=False)
     emit_json(record)
@@ -38,7 +40,9 @@ def replay(
     differs. Ends with a JSON line: checked, differing, by_gate."""
     from sluice.audit import replay_run
     from sluice.campaign.spec import load_spec
+    from sluice.channels.outbox import check_run_id
 
+    check_run_id(run)
     settings = get_settings()
     url = settings.effective_database_url
     report = replay_run(run, url, load_spec(spec, settings.home_dir) if spec else None)
@@ -59,7 +63,9 @@ def export(
 ) -> None:
     """Write a run's audit records (drafts and delivery state included) to Parquet."""
     from sluice.audit import export_run
+    from sluice.channels.outbox import check_run_id
 
+    check_run_id(run)
     rows = export_run(run, out, get_settings().effective_database_url)
     console.print(f"{rows:,} audit records of {run} -> {out}")
     emit_json({"run_id": run, "rows": rows, "out": str(out)})

@@ -64,6 +64,10 @@ def run(
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
 ) -> None:
     """Run a campaign; ends with one JSON line of its funnel."""
+    from sluice.channels.outbox import check_run_id
+
+    if run_id is not None:
+        check_run_id(run_id)
     from sluice.campaign.run import run_campaign
 
     result = run_campaign(spec, run_id, dry_run, progress, settings=get_settings())
@@ -106,11 +110,13 @@ def run(
 @app.command("status")
 def status(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
     """A run's state and funnel, from the database."""
+    from sluice.channels.outbox import check_run_id
     from sluice.errors import NotFoundError
     from sluice.store.audit import AuditStore
     from sluice.store.db import connect
     from sluice.store.runs import Runs
 
+    check_run_id(run_id)
     engine = connect(get_settings().effective_database_url)
     record = Runs(engine).get(run_id)
     if record is None:

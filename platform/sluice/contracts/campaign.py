@@ -14,11 +14,12 @@ identity, never depends on them.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, HttpUrl, model_validator
+from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from sluice.contracts._base import Contract, Slug
 from sluice.contracts.briefs import BrandVoice
@@ -32,6 +33,11 @@ class AudienceSpec(Contract):
     """Customer profiles (``customers.parquet``): consent, time zone, addresses, names."""
     limit: int | None = Field(default=None, ge=1)
     """Score at most this many rows (for trials)."""
+
+
+HEADER_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""What a header value may not hold: a control character (Unicode category Cc) or a line
+or paragraph separator."""
 
 
 class SmtpChannel(Contract):
@@ -52,8 +58,18 @@ class SmtpChannel(Contract):
     """Base of one-click unsubscribe links (``List-Unsubscribe`` and ``-Post``)."""
     reconcile_url: HttpUrl | None = None
     """The relay's message-status API (GET .../{message_id}); resolves ambiguous sends."""
+    allow_hosts: tuple[str, ...] = ()
+    """Hosts (names or IP literals) of ``host`` and ``reconcile_url`` allowed although not
+    globally routable (a local mail sink, a cluster-internal relay); others are refused."""
     timeout_s: float = Field(default=30, gt=0)
     concurrency: int = Field(default=4, ge=1, le=64)
+
+    @field_validator("from_address", "from_name")
+    @classmethod
+    def _one_header_line(cls, value: str) -> str:
+        if HEADER_UNSAFE.search(value):
+            raise ValueError("a header value cannot hold a line break or control character")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -72,7 +88,8 @@ class WebhookChannel(Contract):
     secret_env: str = "SLUICE_WEBHOOK_SECRET"
     """Environment variable holding the HMAC-SHA256 signing secret."""
     allow_hosts: tuple[str, ...] = ()
-    """Private, loopback or link-local hosts allowed as targets (refused otherwise)."""
+    """Hosts (names or IP literals) allowed as targets although not globally routable
+    (private, loopback, link-local...); others are refused."""
     timeout_s: float = Field(default=10, gt=0)
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_s: float = Field(default=0.5, ge=0)
@@ -100,6 +117,9 @@ class CopySpec(Contract):
     """Environment variable with the LLM deployment's OpenAI base URL (generate mode)."""
     llm_url: str | None = None
     """The base URL itself, when not taken from the environment."""
+    allow_hosts: tuple[str, ...] = ()
+    """Hosts (names or IP literals) of the LLM URL allowed although not globally routable
+    (a cluster-internal Serve service, a local deployment); others are refused."""
     model_id: str = "smollm2-135m-instruct"
     variants: tuple[Slug, ...] = Field(default=("a",), min_length=1)
     """Copy variants, assigned to recipients by hash (at least one)."""

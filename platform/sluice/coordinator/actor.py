@@ -7,6 +7,11 @@ since every decision it made is in the database, a retried batch changes nothing
 
 Batches are handled one at a time; ``ping`` and ``pid`` run in a separate ``control``
 concurrency group, so a health check answers while a batch is being delivered.
+
+No secret travels as an actor argument (they are visible to anyone who can list the
+cluster's actors): the unsubscribe keyring is read in the actor, and the database URL
+goes without its password, which the actor finds in its own environment
+(:func:`sluice.store.db.with_password`, or libpq's ``PGPASSWORD`` / ``~/.pgpass``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import ray
 from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import Clock
 from sluice.coordinator.core import CoordinatorCore
+from sluice.store.db import with_password, without_password
 
 NAMESPACE = "sluice"
 
@@ -45,7 +51,7 @@ class CoordinatorActor:
             run_id,
             spec,
             dry_run,
-            database_url,
+            with_password(database_url),  # from this process's environment
             secret(Path(home)),  # read here, from this process's environment or home
             decision_date,
             sample_path,
@@ -99,10 +105,27 @@ def coordinator_for(
         max_task_retries=-1,
         num_cpus=0,
     ).remote(
+        *actor_args(run_id, spec, dry_run, database_url, home, decision_date, sample_path, clock)
+    )
+
+
+def actor_args(
+    run_id: str,
+    spec: CampaignSpec,
+    dry_run: bool,
+    database_url: str,
+    home: Path,
+    decision_date: date,
+    sample_path: str | None,
+    clock: Clock,
+) -> tuple[Any, ...]:
+    """What :class:`CoordinatorActor` is created with: no secret (see the module
+    docstring), so the database URL goes without its password."""
+    return (
         run_id,
         spec.model_dump_json(by_alias=True),
         dry_run,
-        database_url,
+        without_password(database_url),
         str(home),
         decision_date,
         sample_path,

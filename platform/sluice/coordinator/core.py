@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from sluice.channels.unsubscribe import Unsubscribe, make_token
+from sluice.channels.outbox import open_private
+from sluice.channels.unsubscribe import Keyring, Unsubscribe, make_token
 from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.coordinator.delivery import Deliverer, DeliveryPolicy
@@ -87,7 +88,7 @@ class CoordinatorCore:
         spec: CampaignSpec,
         dry_run: bool,
         database_url: str,
-        unsubscribe_key: bytes,
+        unsubscribe_keys: Keyring,
         decision_date: date,
         sample_path: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -102,7 +103,7 @@ class CoordinatorCore:
         self.chain = build_chain(spec, self.catalog)
         self.services = {"ledger": self.ledger, "suppressions": Suppressions(engine, clock)}
         self.cap = spec.gates.frequency_cap.per_day if spec.gates.frequency_cap else None
-        self.unsubscribe_key = unsubscribe_key
+        self.unsubscribe_keys = unsubscribe_keys
         transports = {} if dry_run else make_transports(spec, run_id)
         self.deliverer = Deliverer(
             self.ledger,
@@ -122,7 +123,7 @@ class CoordinatorCore:
         channel = row["channel"]
         token = make_token(
             Unsubscribe(row["customer_id"], self.spec.brand, channel, self.run_id),
-            self.unsubscribe_key,
+            self.unsubscribe_keys,
         )
         payload = {
             "channel": channel,
@@ -338,9 +339,8 @@ class CoordinatorCore:
         if self.sample_left <= 0 or self.sample_path is None:
             return
         self.sample_left -= 1
-        self.sample_path.parent.mkdir(parents=True, exist_ok=True)
         record = {**self._payload(row), "send_after": until.isoformat() if until else None}
-        with self.sample_path.open("a", encoding="utf-8") as fh:
+        with open_private(self.sample_path) as fh:  # addresses and tokens: 0600
             fh.write(json.dumps(record, default=str) + "\n")
 
     def close(self) -> None:

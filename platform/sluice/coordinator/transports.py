@@ -5,6 +5,12 @@ approval), from the environment variables the spec names: the SMTP password
 (``password_env``) and the webhook signing secret (``secret_env``). They never travel in
 a spec, an actor argument or a log line. ``SLUICE_SMTP_HOST``, ``SLUICE_SMTP_PORT`` and
 ``SLUICE_SMTP_USER`` in that environment override the spec's relay settings.
+
+Every connection a spec controls (the SMTP relay, its ``reconcile_url``, a webhook's
+``url``) goes through the egress guard (:mod:`sluice.channels.netguard`) with the
+channel's ``allow_hosts``. A relay host from ``SLUICE_SMTP_HOST`` is the operator's, not
+the spec's: it is allowed as it is (still resolved once per connection and dialled by
+address); the spec's ``reconcile_url`` is not.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ class SmtpSettings:
     port: int
     username: str | None
     password: str | None
+    operator_host: bool = False
+    """The host came from ``SLUICE_SMTP_HOST``: the operator's, allowed as it is."""
 
 
 def smtp_settings(channel: str, cfg: SmtpChannel, env: Mapping[str, str]) -> SmtpSettings:
@@ -50,7 +58,8 @@ def smtp_settings(channel: str, cfg: SmtpChannel, env: Mapping[str, str]) -> Smt
             f"{cfg.password_env}, which is not set where the run delivers",
             field=f"{field}.password_env",
         )
-    return SmtpSettings(env.get("SLUICE_SMTP_HOST") or cfg.host, port, username, password)
+    host = env.get("SLUICE_SMTP_HOST")
+    return SmtpSettings(host or cfg.host, port, username, password, operator_host=bool(host))
 
 
 def make_transports(
@@ -73,6 +82,9 @@ def make_transports(
                 password=relay.password,
                 reconcile_url=str(cfg.reconcile_url) if cfg.reconcile_url else None,
                 timeout_s=cfg.timeout_s,
+                allow_hosts=cfg.allow_hosts,
+                trust_host=relay.operator_host,
+                field=f"channels.{channel.value}",
             )
         elif isinstance(cfg, WebhookChannel):
             secret = env.get(cfg.secret_env)
@@ -88,6 +100,7 @@ def make_transports(
                 cfg.timeout_s,
                 cfg.max_attempts,
                 cfg.backoff_s,
+                field=f"channels.{channel.value}.url",
             )
         elif isinstance(cfg, OutboxChannel):
             out[channel.value] = OutboxTransport(cfg.path, run_id, channel.value, cfg.format)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -191,11 +192,15 @@ def _campaign(
             **spec.get("copy", {}),
             "mode": "generate",
             "llm_url": base_url,
+            "allow_hosts": [urlsplit(base_url).hostname],  # the local deployment
             "max_prompts": config.llm_prompts,
         }
     sink = MailSink(work / "mail").start()
     spec["channels"]["email"].update(
-        host="127.0.0.1", port=sink.smtp_port, reconcile_url=sink.status_url
+        host="127.0.0.1",
+        port=sink.smtp_port,
+        reconcile_url=sink.status_url,
+        allow_hosts=["127.0.0.1"],  # the local mail sink: loopback needs allowing
     )
     path = work / "campaign.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -132,7 +132,10 @@ def run_scenario(
     spec["decision_date"] = calendar.as_of.isoformat()
     sink = MailSink(work / "mail").start()
     spec["channels"]["email"].update(
-        host="127.0.0.1", port=sink.smtp_port, reconcile_url=sink.status_url
+        host="127.0.0.1",
+        port=sink.smtp_port,
+        reconcile_url=sink.status_url,
+        allow_hosts=["127.0.0.1"],  # the local mail sink: loopback needs allowing
     )
     engine = connect(settings.effective_database_url)
     ensure_ray()

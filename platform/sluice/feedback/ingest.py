@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from sluice.channels.unsubscribe import read_token
+from sluice.channels.unsubscribe import Keyring, read_token
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.customer import Channel
 from sluice.contracts.feedback import EventReject, EventType, IngestResult, OutcomeEvent
@@ -49,7 +49,7 @@ def parse_events(raw: Iterable[Mapping[str, Any]]) -> tuple[list[OutcomeEvent], 
 
 
 def resolve_tokens(
-    events: list[OutcomeEvent], key: bytes
+    events: list[OutcomeEvent], keys: Keyring
 ) -> tuple[list[tuple[int, OutcomeEvent]], list[EventReject]]:
     """Events with the customer, brand, channel and run their unsubscribe token names."""
     out: list[tuple[int, OutcomeEvent]] = []
@@ -59,7 +59,7 @@ def resolve_tokens(
             out.append((i, e))
             continue
         try:
-            u = read_token(e.token, key)
+            u = read_token(e.token, keys)
         except (InputError, ValueError) as exc:
             bad.append(EventReject(index=i, field="token", reason=str(exc).removeprefix("token: ")))
             continue
@@ -86,7 +86,7 @@ def ingest(
     engine: Engine,
     raw: Iterable[Mapping[str, Any]],
     source: str,
-    unsubscribe_key: bytes,
+    unsubscribe_keys: Keyring,
     check_every_s: float = 0.0,
     clock: Clock = SYSTEM_CLOCK,
     registry: Registry | None = None,
@@ -98,7 +98,7 @@ def ingest(
     good, rejected = parse_events(items)
     invalid = {r.index for r in rejected}
     index = [i for i in range(len(items)) if i not in invalid]
-    resolved, bad_tokens = resolve_tokens(good, unsubscribe_key)
+    resolved, bad_tokens = resolve_tokens(good, unsubscribe_keys)
     rejected += [r.model_copy(update={"index": index[r.index]}) for r in bad_tokens]
     stored = EventStore(engine, clock).add([e for _, e in resolved], source)
     accepted = set(stored.accepted)

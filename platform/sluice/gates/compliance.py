@@ -10,16 +10,33 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
+from sluice.contracts.campaign import HEADER_UNSAFE
 from sluice.gates.base import DEFER, FAIL, NO_TIME, GateContext, MessageBatch, Verdicts
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# Matched whole (fullmatch): ``$`` would also match before a trailing newline.
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+_PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 REQUIRED_COPY = {"email": ("subject", "body", "cta"), "sms": ("text",), "push": ("text",)}
 ADDRESS = {"email": "email", "sms": "phone", "push": "customer_id"}
+HEADER_FIELDS = {"email": ("subject", "preheader", "customer_id")}
+"""Fields an email carries in its headers besides the address (the first name, where the
+copy uses it, is already filled into the subject)."""
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def control_character(value: object) -> str | None:
+    """What is wrong with ``value`` as a header value: "a line break", "a control
+    character (U+0007)"; None when it has neither."""
+    found = HEADER_UNSAFE.search(value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    c = found.group()
+    return "a line break" if c in _LINE_BREAKS else f"a control character (U+{ord(c):04X})"
 
 
 class SchemaGate:
-    """The message contract: a known channel, a valid address for it, the copy it needs."""
+    """The message contract: a known channel, a valid address for it, the copy it needs,
+    and no line break or other control character in a value headers carry."""
 
     name = "schema"
 
@@ -46,12 +63,14 @@ class SchemaGate:
             address = batch.col(field)
             missing = rows & np.array([a is None or a == "" for a in address])
             v.set(missing & (v.outcome == 0), FAIL, "missing_address", f"no {field} for {ch}")
+            for name in (field, *HEADER_FIELDS.get(ch, ())):
+                self._control_characters(batch, rows, name, v)
             pattern = _EMAIL if ch == "email" else _PHONE if ch == "sms" else None
             if pattern is not None:
                 bad = (
                     rows
                     & ~missing
-                    & np.array([a is not None and not pattern.match(str(a)) for a in address])
+                    & np.array([a is not None and not pattern.fullmatch(str(a)) for a in address])
                 )
                 v.set(
                     bad & (v.outcome == 0),
@@ -64,6 +83,23 @@ class SchemaGate:
                 empty = rows & np.array([x is None or not str(x).strip() for x in values])
                 v.set(empty & (v.outcome == 0), FAIL, "missing_copy", f"{ch} copy lacks {part}")
         return v
+
+    @staticmethod
+    def _control_characters(batch: MessageBatch, rows: np.ndarray, name: str, v: Verdicts) -> None:
+        """Fails the ``rows`` whose header-bound field ``name`` holds a line break or
+        another control character: it would break the header, or start another one."""
+        if not batch.has(name):
+            return
+        values = batch.col(name)
+        found = {x: control_character(x) for x in set(values[rows].tolist())}
+        for problem in set(found.values()) - {None}:
+            hit = rows & np.array([found.get(x) == problem for x in values])
+            v.set(
+                hit & (v.outcome == 0),
+                FAIL,
+                "header_control_character",
+                f"{name} contains {problem}",
+            )
 
 
 class ConsentGate:

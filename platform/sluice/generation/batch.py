@@ -42,6 +42,9 @@ class GenerationConfig:
     deadline_s: float = 60.0
     max_attempts: int = 3
     breaker_after: int = 3
+    egress: tuple[str, ...] | None = None
+    """For a URL from a campaign spec: connect through the egress guard, these hosts
+    allowed although not globally routable (``copy.allow_hosts``); None: as the URL says."""
 
 
 @dataclass
@@ -62,7 +65,7 @@ class GenerateDrafts:
     def __init__(self, config: GenerationConfig) -> None:
         self.config = config
         self.copywriter = Copywriter(
-            OpenAIChatClient(config.base_url, config.model_id),
+            OpenAIChatClient(config.base_url, config.model_id, egress=config.egress),
             config.template,
             config.max_attempts,
             config.deadline_s,
@@ -122,7 +125,8 @@ def generate_drafts(
 
     started = time.perf_counter()
     unique = _dedupe(briefs)
-    planner = Copywriter(OpenAIChatClient(config.base_url, config.model_id), config.template)
+    client = OpenAIChatClient(config.base_url, config.model_id, egress=config.egress)
+    planner = Copywriter(client, config.template)
     keys = {
         pk: (planner.prompt(b)[2], config.model_id, planner.template.version)
         for pk, b in unique.items()

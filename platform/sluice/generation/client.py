@@ -1,10 +1,24 @@
-"""Talking to the LLM deployment through its OpenAI-compatible API."""
+"""Talking to the LLM deployment through its OpenAI-compatible API.
+
+A base URL that comes from a campaign spec is guarded: :class:`OpenAIChatClient` built
+with ``egress`` (the spec's ``copy.allow_hosts``) connects only through the egress guard
+(:mod:`sluice.channels.netguard`: each new connection dials an address vetted just before,
+never the name). Without ``egress`` (an operator's own URL, the benchmarks) it connects as
+the URL says.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import httpx
+
+from sluice.channels.netguard import Guard, guarded_async_client
+from sluice.errors import ConfigError
+
+LLM_URL_FIELD = "copy.llm_url"
 
 
 class LLMUnavailableError(Exception):
@@ -37,12 +51,34 @@ class LLMClient(Protocol):
 class OpenAIChatClient:
     """Chat completions with vLLM structured output (the JSON schema constrains decoding)."""
 
-    def __init__(self, base_url: str, model_id: str, api_key: str = "not-needed") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model_id: str,
+        api_key: str = "not-needed",
+        egress: tuple[str, ...] | None = None,
+    ) -> None:
+        """``egress``: the URL came from a spec; connect only through the egress guard,
+        with these hosts allowed although they are not globally routable."""
         from openai import AsyncOpenAI
 
         self.model_id = model_id
         self.base_url = base_url
-        self._client = AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0)
+        http_client = None
+        if egress is not None:
+            guard = Guard(LLM_URL_FIELD, egress)
+            http_client = guarded_async_client(
+                guard,
+                httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+                follow_redirects=True,
+            )
+        self._client = AsyncOpenAI(
+            base_url=str(base_url),
+            api_key=api_key,
+            max_retries=0,
+            # openai takes an httpx.AsyncClient as well as its own httpx2 one.
+            http_client=http_client,  # type: ignore[arg-type]
+        )
 
     async def complete(
         self,
@@ -69,6 +105,8 @@ class OpenAIChatClient:
             )
         except (TimeoutError, openai.APITimeoutError) as exc:
             raise GenerationTimeoutError(f"no answer within {deadline_s:g} s") from exc
+        except ConfigError as exc:  # the egress guard refused what the name resolves to now
+            raise LLMUnavailableError(exc.message) from exc
         except (openai.APIConnectionError, openai.InternalServerError, openai.NotFoundError) as exc:
             raise LLMUnavailableError(str(exc)) from exc
         except openai.APIStatusError as exc:

@@ -8,6 +8,11 @@ way the routes, authentication, validation, error bodies and request ids are the
 Errors always come back as :class:`ErrorBody` JSON: 401 without a known key, 403 without
 the scope, 404 for an alias that is not served, 409 for an alias with no loadable
 version, 422 naming every field at fault, 503 while not ready, and 500 with no internals.
+
+An unsubscribe token in a path is a credential: it is never logged. The app's own access
+line (DEBUG) carries the path with the token replaced, and a log filter does the
+same to what the HTTP server (uvicorn) and Ray Serve log (see
+:func:`sluice.serve.events_routes.redact`).
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures, whose
@@ -45,7 +50,7 @@ from sluice.contracts.decisions import Decision, DecisionContext
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import SluiceError, UnavailableError
 from sluice.serve.engine import ScoreJob, ScoreOutcome
-from sluice.serve.events_routes import add_event_routes
+from sluice.serve.events_routes import add_event_routes, redact, redact_logs
 from sluice.serve.metrics import NoMetrics, ServiceMetrics
 from sluice.settings import SluiceSettings
 from sluice.store.reviews import ReviewItem
@@ -136,9 +141,11 @@ class RequestIds:
             await self.app(scope, receive, send_with_id)
         finally:
             path = scope.get("path", "")
-            self.metrics.request(
-                path if path in ROUTES else "other", status, (time.perf_counter() - started) * 1000
-            )
+            ms = (time.perf_counter() - started) * 1000
+            self.metrics.request(path if path in ROUTES else "other", status, ms)
+            if log.isEnabledFor(logging.DEBUG):
+                method = scope.get("method", "")
+                log.debug("%s %s %d %.1f ms (request %s)", method, redact(path), status, ms, rid)
 
 
 def create_api(
@@ -156,6 +163,7 @@ def create_api(
     event and suppression stores are and which clock is business time; without them the
     app serves decisions only."""
     metrics = metrics or NoMetrics()
+    redact_logs()
     # Request bodies are generated from the contract at run time; the routes are declared
     # with ``body: Any`` and get their real annotation before FastAPI reads them.
     score_body = score_request_model(contract)

@@ -1,23 +1,45 @@
 """The database: SQLite under SLUICE_HOME by default, PostgreSQL by URL.
 
 :func:`connect` returns an engine whose schema is at the newest Alembic revision
-(migrations run on first use, under a lock, and are a no-op afterwards).
+(migrations run on first use, under a lock, and are a no-op afterwards). A SQLite file
+holds addresses and tokens: it is created 0600 (its -wal and -shm files take its mode)
+in directories created 0700, and an existing one others may read is tightened.
+
+A PostgreSQL URL may carry a password. It never travels to another process:
+:func:`without_password` strips it, and the process that connects puts it back with
+:func:`with_password` from its own environment, or libpq finds it (``PGPASSWORD``,
+``~/.pgpass``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-__all__ = ["Engine", "connect", "dispose_all", "normalise_url", "upgrade", "utc"]
+__all__ = [
+    "Engine",
+    "connect",
+    "dispose_all",
+    "normalise_url",
+    "upgrade",
+    "utc",
+    "with_password",
+    "without_password",
+]
+PASSWORD_ENV = "SLUICE_DATABASE_PASSWORD"
 
 
 def normalise_url(url: str) -> str:
@@ -26,6 +48,67 @@ def normalise_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def _no_password(url: URL) -> URL:
+    # Not ``url.set(password=None)``: ``set`` ignores None, and keeps the password.
+    return URL.create(
+        url.drivername, url.username, None, url.host, url.port, url.database, url.query
+    )
+
+
+def without_password(url: str) -> str:
+    """``url`` without its password (unchanged when it has none)."""
+    parsed = make_url(url)
+    if parsed.password is None:
+        return url
+    return _no_password(parsed).render_as_string(hide_password=False)
+
+
+def with_password(url: str, env: Mapping[str, str] = os.environ) -> str:
+    """In the process that connects: a password-less server ``url`` with the password
+    from ``env`` (this process's own environment): ``SLUICE_DATABASE_PASSWORD``, else
+    the password of ``SLUICE_DATABASE_URL`` when that names the same database. Without
+    either, ``url`` is unchanged and libpq looks (``PGPASSWORD``, ``~/.pgpass``)."""
+    parsed = make_url(normalise_url(url))
+    if parsed.password is not None or parsed.get_backend_name() == "sqlite":
+        return url
+    password = env.get(PASSWORD_ENV)
+    if not password and env.get("SLUICE_DATABASE_URL"):
+        with contextlib.suppress(ArgumentError, ValueError):
+            own = make_url(normalise_url(env["SLUICE_DATABASE_URL"]))
+            if _no_password(own) == parsed:
+                password = own.password
+    if not password:
+        return url
+    return parsed.set(password=password).render_as_string(hide_password=False)
+
+
+def _private_sqlite(path: Path) -> None:
+    """The database file created empty and 0600 before SQLite opens it (which then
+    creates -wal and -shm with its mode), in directories created 0700; an existing one
+    is tightened where this process owns it."""
+    missing: list[Path] = []
+    parent = path.parent
+    while not parent.is_dir():
+        missing.append(parent)
+        parent = parent.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o700)
+            d.chmod(0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                if p.stat().st_mode & 0o077:
+                    p.chmod(0o600)
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
@@ -57,7 +140,9 @@ def connect(url: str) -> Engine:
         engine = _ENGINES.get(url)
         if engine is None:
             if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                database = make_url(url).database
+                if database and database != ":memory:" and not database.startswith("file:"):
+                    _private_sqlite(Path(database))
                 engine = create_engine(
                     url, connect_args={"timeout": 30, "check_same_thread": False}
                 )
