@@ -169,6 +169,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return empty_database(request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture
+def db_settings(fresh_settings: SluiceSettings, database_url: str) -> SluiceSettings:
+    """Settings on a fresh home whose database is the test's: SQLite, then PostgreSQL."""
+    return fresh_settings.model_copy(update={"database_url": database_url})
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def fresh_database(request: pytest.FixtureRequest) -> Callable[[Path], str]:
     """For property tests, whose examples each need an empty database: a function that

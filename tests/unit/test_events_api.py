@@ -32,9 +32,9 @@ def _client(settings: SluiceSettings) -> tuple[TestClient, dict[str, str]]:
 
 
 def test_events_need_the_events_scope_and_are_validated_one_by_one(
-    fresh_settings: SluiceSettings,
+    db_settings: SluiceSettings,
 ) -> None:
-    client, keys = _client(fresh_settings)
+    client, keys = _client(db_settings)
     body = {
         "events": [
             {"event_id": "e1", "type": "click", "customer_id": "c1", "occurred_at": WHEN},
@@ -60,16 +60,16 @@ def test_events_need_the_events_scope_and_are_validated_one_by_one(
 
 
 def test_one_click_unsubscribe_lands_as_a_suppression_once(
-    fresh_settings: SluiceSettings,
+    db_settings: SluiceSettings,
 ) -> None:
-    client, _ = _client(fresh_settings)
-    key = secret(fresh_settings.home_dir)
+    client, _ = _client(db_settings)
+    key = secret(db_settings.home_dir)
     token = make_token(Unsubscribe("c7", "sluice-outdoors", "email", "run-9"), key)
     first = client.post(f"/v1/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
     assert first.status_code == 200 and first.json() == {"unsubscribed": True, "duplicate": False}
     again = client.post(f"/v1/unsubscribe/{token}", content=b"List-Unsubscribe=One-Click")
     assert again.json() == {"unsubscribed": True, "duplicate": True}
-    found = Suppressions(connect(fresh_settings.effective_database_url)).lookup(
+    found = Suppressions(connect(db_settings.effective_database_url)).lookup(
         ["c7"], "sluice-outdoors"
     )["c7"]
     assert [(s.reason, s.channel, s.brand) for s in found] == [

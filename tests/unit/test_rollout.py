@@ -27,9 +27,9 @@ from sluice.training import TrainedModel
 
 
 def test_champion_needs_a_named_approver_floors_on_a_window_and_can_roll_back(
-    fresh_settings: SluiceSettings, trained_model: TrainedModel, features_dir: Path
+    db_settings: SluiceSettings, trained_model: TrainedModel, features_dir: Path
 ) -> None:
-    registry = Registry(fresh_settings)
+    registry = Registry(db_settings)
     first = registry.register(trained_model)
     with pytest.raises(PromotionRefusedError, match="named approver"):
         registry.promote(first.version)
@@ -66,7 +66,7 @@ def test_champion_needs_a_named_approver_floors_on_a_window_and_can_roll_back(
     )  # no longer what was seen
     moved = rollback("dan", alias=CHALLENGER, registry=registry, only_if="2")
     assert moved is not None and moved.to_version == "1"
-    log = OperationsLog(connect(fresh_settings.effective_database_url)).entries()
+    log = OperationsLog(connect(db_settings.effective_database_url)).entries()
     assert [(o.kind, o.actor) for o in log] == [
         ("approve", "ana"),
         ("approve", "ben"),
