@@ -62,6 +62,7 @@ class GateBench:
 
 
 def _messages(n: int, variants: int, seed: int, today: date) -> pa.Table:
+    from sluice.contracts.drafts import DraftSource, MessageDraft
     from sluice.decisioning.catalog import load_catalog
     from sluice.generation.slots import fill
 
@@ -98,8 +99,10 @@ def _messages(n: int, variants: int, seed: int, today: date) -> pa.Table:
             "first_name",
             "score",
             "expected_value",
+            "draft_json",
         )
     }
+    drafts: dict[tuple[int, int], str] = {}
     pick_copy = rng.integers(0, len(copies), n)
     pick_variant = rng.integers(0, variants, n)
     pick_name = rng.integers(0, len(names), n)
@@ -121,6 +124,19 @@ def _messages(n: int, variants: int, seed: int, today: date) -> pa.Table:
         rows["body"].append(fill(copy.body + extra, {"first_name": name}) if copy.body else None)
         rows["text"].append(fill(copy.text, {"first_name": name}) if copy.text else None)
         rows["first_name"].append(name)
+        key = (int(pick_copy[i]), k)
+        if key not in drafts:  # the draft a campaign attaches to each candidate's copy
+            drafts[key] = MessageDraft(
+                channel=channel,
+                offer_id=offer.offer_id,
+                subject=copy.subject,
+                preheader=copy.preheader,
+                body=copy.body + extra if copy.body else None,
+                cta=copy.cta,
+                text=copy.text,
+                source=DraftSource.FIXED,
+            ).model_dump_json()
+        rows["draft_json"].append(drafts[key])
         rows["score"].append(float(rng.random()))
         rows["expected_value"].append(float(rng.random() * 40))
     return pa.table(rows)

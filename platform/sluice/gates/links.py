@@ -33,6 +33,7 @@ from sluice.gates.unicode import (
     mixed_script,
     skeleton,
     strip_invisible,
+    strip_marks,
 )
 
 _STOP = r"\s<>\"'()\[\]{}|\\^`"
@@ -131,8 +132,7 @@ def links_in(text: str) -> list[Link]:
     folded to their prototypes (``Ꮟіt.ly`` is read as ``bit.ly``): a link counts if
     either reading has it."""
     found = find_links(text)
-    decomposed = unicodedata.normalize("NFKD", _prepare(text))
-    folded = confusable_fold("".join(c for c in decomposed if not unicodedata.combining(c)))
+    folded = confusable_fold(strip_marks(_prepare(text)))
     if folded != text:
         seen = {(link.host, link.path) for link in found}
         found += [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import TypeVar
 
 from sluice.gates.base import MessageBatch, Verdicts
@@ -61,6 +62,7 @@ def distinct(
     return [seen[k] if k in seen else seen.setdefault(k, fn(k)) for k in keys]
 
 
+@lru_cache(maxsize=16_384)
 def fold(text: str) -> str:
     """Compatibility forms, separators, invisible characters, accents and other marks,
     case, and look-alike letters (their UTS #39 prototypes) folded away."""

@@ -22,6 +22,7 @@ Everything here works on Unicode's own data rather than hand-kept tables:
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from functools import lru_cache
 
@@ -29,7 +30,7 @@ import icu
 
 _TAG_FIRST, _TAG_LAST = 0xE0000, 0xE007F
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f")
-_BLANKS = {"\u2800": " "}  # braille blank renders as a space
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _OVERRIDE = re.compile(r"[\u202d\u202e\u2066-\u2068]([^\u202c\u2069\n]*)[\u202c\u2069]?")
 _RTL = frozenset("\u202e\u2067")
 DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d\u2043\u02d7"
@@ -48,21 +49,43 @@ _MIXES = (
 _SPOOF = icu.SpoofChecker()
 
 
-def _invisible(ch: str) -> bool:
-    if ch in _FILLERS:
-        return True
-    cat = unicodedata.category(ch)
-    if cat == "Cf":  # zero-width, bidi controls, TAG characters, soft hyphen...
-        return True
-    cp = ord(ch)
-    return 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF  # variation selectors
+def _char_class(points: list[int]) -> re.Pattern[str]:
+    ranges: list[tuple[int, int]] = []
+    for cp in points:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
+    return re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "]")
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """From the Unicode database of this Python, once per process: the invisible
+    characters (format characters, variation selectors, blank fillers), the combining
+    marks, and the styled letters and digits that compatibility folding makes ASCII."""
+    invisible: list[int] = []
+    marks: list[int] = []
+    styled: list[int] = []
+    for cp in range(0x80, sys.maxunicode + 1):
+        ch = chr(cp)
+        cat = unicodedata.category(ch)
+        if cat == "Cf" or ch in _FILLERS or 0xFE00 <= cp <= 0xFE0F or 0xE0100 <= cp <= 0xE01EF:
+            invisible.append(cp)
+        elif cat in ("Mn", "Me"):
+            marks.append(cp)
+        elif cat[0] in "LN" and unicodedata.decomposition(ch).startswith("<"):
+            folded = unicodedata.normalize("NFKC", ch)
+            if folded.isascii() and folded.isalnum():
+                styled.append(cp)
+    return _char_class(invisible), _char_class(marks), _char_class(styled)
 
 
 def strip_invisible(text: str) -> str:
     """``text`` without format characters, variation selectors and blank fillers."""
     if text.isascii():
         return text
-    return "".join(_BLANKS.get(c, c) for c in text if not _invisible(c))
+    return _tables()[0].sub("", text).replace("\u2800", " ")  # braille blank: a space
 
 
 def hidden_tags(text: str) -> str:
@@ -89,7 +112,8 @@ def _styled(text: str) -> bool:
     )
 
 
-def readings(text: str) -> list[str]:
+@lru_cache(maxsize=16_384)
+def readings(text: str) -> tuple[str, ...]:
     """Every way ``text`` may be read: as stored (invisible characters dropped), with its
     TAG characters spelt out where they stand and alone, with bidi-overridden runs in the
     order a reader sees them, with letter spacing closed up, and, for styled letters,
@@ -99,7 +123,7 @@ def readings(text: str) -> list[str]:
     if spaced is not None:
         out.append(spaced)
     if text.isascii():
-        return out
+        return tuple(out)
     if hidden_tags(text):
         out.append(
             "".join(
@@ -112,10 +136,14 @@ def readings(text: str) -> list[str]:
         out.append(
             _OVERRIDE.sub(lambda m: m.group(1)[::-1] if m.group(0)[0] in _RTL else m.group(1), text)
         )
-    if _styled(text) or any(not c.isascii() and _l_like(c) for c in text):
+    if _styled(text) or any(_l_like(c) for c in set(_NON_ASCII.findall(text))):
         # A capital I and its look-alikes stand for l as often as for i.
-        out.append("".join("l" if c == "I" or _l_like(c) else c for c in canonical(text)))
-    return out
+        out.append(
+            _NON_ASCII.sub(
+                lambda m: "l" if _l_like(m.group(0)) else m.group(0), canonical(text)
+            ).replace("I", "l")
+        )
+    return tuple(out)
 
 
 def separators(text: str) -> str:
@@ -128,8 +156,14 @@ def canonical(text: str) -> str:
     if text.isascii():
         return text
     text = strip_invisible(separators(unicodedata.normalize("NFKC", text)))
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if unicodedata.category(c) not in ("Mn", "Me"))
+    return strip_marks(text)
+
+
+def strip_marks(text: str) -> str:
+    """``text`` decomposed, without its combining marks (accents, stacked marks)."""
+    if text.isascii():
+        return text
+    return _tables()[1].sub("", unicodedata.normalize("NFKD", text))
 
 
 @lru_cache(maxsize=65_536)
@@ -149,7 +183,7 @@ def confusable_fold(text: str) -> str:
     """Each non-ASCII character replaced by its UTS #39 prototype where that is ASCII."""
     if text.isascii():
         return text
-    return "".join(c if c.isascii() else _prototype(c) for c in text)
+    return _NON_ASCII.sub(lambda m: _prototype(m.group(0)), text)
 
 
 def skeleton(text: str) -> str:
