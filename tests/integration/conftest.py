@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,7 +94,8 @@ def service(
     """deployments/decision.yaml as shipped, on a free port, with a short alias poll."""
     import yaml
 
-    from sluice.serve.launcher import deploy, load_config, wait_ready
+    from sluice.serve.launcher import deploy, load_config
+    from sluice.serve.readiness import http_ok, wait_until
 
     config = Path(__file__).parents[2] / "deployments" / "decision.yaml"
     raw = yaml.safe_load(config.read_text())
@@ -107,7 +107,7 @@ def service(
     path.write_text(yaml.safe_dump(raw))
     deploy(load_config(path, port=serve_port))
     url = f"http://127.0.0.1:{serve_port}"
-    ready, detail = wait_ready(url, 180)
+    ready, detail = wait_until(http_ok(f"{url}/readyz"), 180)
     assert ready, detail
     yield url
     from ray import serve
@@ -128,28 +128,19 @@ def prepared_llm(session_home: Path) -> Path:
 
 
 def deploy_llm(config_path: Path, port: int) -> str:
-    """Deploy deployments/llm-cpu.yaml (real vLLM, real model) and wait until it answers a
-    completion; returns the OpenAI base URL."""
-    import httpx
-
+    """Deploy deployments/llm-cpu.yaml (real vLLM, real model) and wait until it is ready
+    as the launcher judges it (every deployment running, a chat completion answered);
+    returns the OpenAI base URL."""
     from sluice.serve.launcher import deploy, load_config
+    from sluice.serve.readiness import llm_answers, wait_until
 
-    deploy(load_config(config_path, port=port))
-    base = f"http://127.0.0.1:{port}/llm/v1"
-    body = {
-        "model": "smollm2-135m-instruct",
-        "messages": [{"role": "user", "content": "hi"}],
-        "max_tokens": 1,
-    }
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if httpx.post(f"{base}/chat/completions", json=body, timeout=120).status_code == 200:
-                return base
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    raise AssertionError("the LLM deployment did not answer within 600 s")
+    config = load_config(config_path, port=port)
+    deploy(config)
+    app = config.applications[0]
+    base = f"http://127.0.0.1:{port}{app.route_prefix}/v1"
+    ready, detail = wait_until(llm_answers(app.name, base, app.args["model_id"]), 600)
+    assert ready, f"the LLM deployment did not answer within 600 s: {detail}"
+    return base
 
 
 @pytest.fixture(scope="session")

@@ -139,7 +139,7 @@ def run_llm_bench(
     from sluice.generation.client import OpenAIChatClient
     from sluice.generation.copywriter import Copywriter
     from sluice.generation.model_prep import model_dir, prepare
-    from sluice.serve.launcher import require_ready, serve_app
+    from sluice.serve.launcher import require_ready, serve_llm_app
     from sluice.settings import get_settings
 
     if work.exists():
@@ -154,7 +154,7 @@ def run_llm_bench(
     report = LLMBench(model_id=model_id, tokens_per_request=tokens)
     min_requests = 4
 
-    served = require_ready(serve_app(config, None, None, False, 900, "/v1/models"))
+    served = require_ready(serve_llm_app(config, None, None, False, 900))
     base_url = f"{served.url}/v1"
     try:
         asyncio.run(_serve_rate(base_url, model_id, prompts, 1, 8, 1))  # warm-up

@@ -44,19 +44,28 @@ def serve(
         bool, typer.Option(help="HAProxy ingress and throughput-optimised Serve.")
     ] = True,
     ready_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for the model to load.")
+        float,
+        typer.Option(help="Seconds to wait until a chat completion answers; then fail."),
     ] = 600.0,
+    num_cpus: Annotated[
+        int | None,
+        typer.Option(min=1, help="Logical CPUs of a Ray cluster this command starts."),
+    ] = None,
 ) -> None:
-    """Deploy the LLM app; print one JSON line with its OpenAI base URL once the model is
-    loaded; serve until interrupted."""
+    """Deploy the LLM app; print one JSON line with its OpenAI base URL once every
+    deployment runs and a real chat completion has answered; serve until interrupted."""
     from ray import serve as ray_serve
 
-    from sluice.serve.launcher import require_ready, serve_app
+    from sluice.serve.launcher import require_ready, serve_llm_app
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
-        served = require_ready(serve_app(config, port, None, fast, ready_timeout, "/v1/models"))
+        served = require_ready(
+            serve_llm_app(
+                config, port, None, fast, ready_timeout, num_cpus, lambda line: console.print(line, markup=False)
+            )
+        )
         emit_json({**asdict(served), "base_url": f"{served.url}/v1"})
         while not stop["now"]:
             time.sleep(0.5)

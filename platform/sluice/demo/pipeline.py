@@ -181,12 +181,13 @@ def _campaign(
     base_url = None
     if config.llm:
         from sluice.generation.model_prep import model_dir, prepare
-        from sluice.serve.launcher import require_ready, serve_app
+        from sluice.serve.launcher import require_ready, serve_llm_app
 
         step("Preparing the SmolLM2 checkpoint (sluice llm prepare)")
         prepare(model_dir(settings.home_dir))
         step(f"Deploying the CPU LLM app on Ray Serve ({config.llm_config})")
-        served = require_ready(serve_app(config.llm_config, None, None, False, 900, "/v1/models"))
+        # Ready means answering: every deployment running and a chat completion back.
+        served = require_ready(serve_llm_app(config.llm_config, None, None, False, 900, None, step))
         base_url = f"{served.url}/v1"
         spec["copy"] = {
             **spec.get("copy", {}),

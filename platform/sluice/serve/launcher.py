@@ -1,25 +1,27 @@
 """``sluice serve``: deploy ``deployments/decision.yaml`` and wait until it is ready.
 
 It starts a local Ray cluster (or joins ``RAY_ADDRESS``), deploys the config exactly as
-``serve run CONFIG`` does, polls ``/readyz`` until the default model is loaded, and then
-reports the base URL. The fast path (HAProxy ingress, throughput-optimised Serve) is on
-by default when the bundled HAProxy binary runs here; it has to be set before the Ray
-cluster starts, so it applies to clusters this command starts itself.
+``serve run CONFIG`` does, waits until the app answers what its users will ask
+(:mod:`sluice.serve.readiness`: ``/readyz`` for the decision app, a real chat completion
+for the LLM app), and then reports the base URL. The fast path (HAProxy ingress,
+throughput-optimised Serve) is on by default when the bundled HAProxy binary runs here; it
+has to be set before the Ray cluster starts, so it applies to clusters this command starts
+itself.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from sluice.errors import ConfigError, UnavailableError
+from sluice.serve.readiness import Probe, http_ok, llm_answers, wait_until
 
 FAST_PATH_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 DEFAULT_CONFIG = Path("deployments/decision.yaml")
@@ -96,64 +98,74 @@ def deploy(config: Any) -> None:
     client.deploy_apps(config, _blocking=False)
 
 
-def wait_ready(url: str, timeout_s: float, path: str = "/readyz") -> tuple[bool, str]:
-    """Poll ``url + path`` until it answers 200 or ``timeout_s``; returns (ready, detail)."""
-    deadline = time.monotonic() + timeout_s
-    detail = "not reachable yet"
-    while time.monotonic() < deadline:
-        try:
-            r = httpx.get(f"{url}{path}", timeout=5)
-            if r.status_code == 200:
-                return True, "ready"
-            detail = f"{r.status_code}: {r.text[:200]}"
-        except httpx.HTTPError as exc:
-            detail = str(exc) or type(exc).__name__
-        time.sleep(0.5)
-    return False, detail
-
-
 def serve_app(
     config_path: Path,
     port: int | None,
     host: str | None,
     fast: bool,
     timeout_s: float,
-    ready_path: str,
+    probe_for: Callable[[str, Any], Probe],
+    num_cpus: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Served:
-    """Start or join Ray, deploy the config and wait until ``ready_path`` answers 200."""
+    """Start or join Ray (``num_cpus`` for a cluster it starts; default: the cores, at
+    least 8), deploy the config and wait until ``probe_for(base_url, config)`` says the
+    app is ready, or ``timeout_s`` passes (see :mod:`sluice.serve.readiness`)."""
     from sluice.runtime import ensure_ray
 
     env = fast_path_env() if fast else {}
     config = load_config(config_path, port, host)
     ensure_ray(
-        num_cpus=max(os.cpu_count() or 1, 8), namespace="serve", runtime_env={"env_vars": env}
+        num_cpus=num_cpus or max(os.cpu_count() or 1, 8),
+        namespace="serve",
+        runtime_env={"env_vars": env},
     )
     fast_path = env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1"
     deploy(config)
     shown_host = config.http_options.host
     if shown_host in ("0.0.0.0", "::"):
         shown_host = "127.0.0.1"
-    url = f"http://{shown_host}:{config.http_options.port}"
     prefix = (config.applications[0].route_prefix or "/").rstrip("/")
-    ready, detail = wait_ready(url, timeout_s, f"{prefix}{ready_path}")
+    url = f"http://{shown_host}:{config.http_options.port}{prefix}"
+    ready, detail = wait_until(probe_for(url, config), timeout_s, progress)
     return Served(
-        url=f"{url}{prefix}",
-        app=config.applications[0].name,
-        ready=ready,
-        fast_path=fast_path,
-        detail=detail,
+        url=url, app=config.applications[0].name, ready=ready, fast_path=fast_path, detail=detail
     )
 
 
 def serve_decision_app(
     config_path: Path, port: int | None, host: str | None, fast: bool, timeout_s: float
 ) -> Served:
-    return serve_app(config_path, port, host, fast, timeout_s, "/readyz")
+    """The decision app, ready when ``/readyz`` answers (its default model is loaded)."""
+    return serve_app(
+        config_path, port, host, fast, timeout_s, lambda url, _: http_ok(f"{url}/readyz")
+    )
+
+
+def serve_llm_app(
+    config_path: Path,
+    port: int | None,
+    host: str | None,
+    fast: bool,
+    timeout_s: float,
+    num_cpus: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Served:
+    """The LLM app, ready when every deployment runs and a chat completion for the served
+    model id has answered (its ``/v1/models`` answers before the engine has loaded)."""
+
+    def probe_for(url: str, config: Any) -> Probe:
+        app = config.applications[0]
+        model_id = str((app.args or {}).get("model_id", ""))
+        return llm_answers(app.name, f"{url}/v1", model_id)
+
+    return serve_app(config_path, port, host, fast, timeout_s, probe_for, num_cpus, progress)
 
 
 def require_ready(served: Served) -> Served:
+    """``served``, or an error with the app's last status when it never became ready."""
     if not served.ready:
         raise UnavailableError(
-            f"{served.url} did not become ready: {served.detail}", field="models"
+            f"{served.app} at {served.url} did not become ready: {served.detail}", field="models"
         )
     return served
