@@ -63,7 +63,13 @@ def serve(
     try:
         served = require_ready(
             serve_llm_app(
-                config, port, None, fast, ready_timeout, num_cpus, lambda line: console.print(line, markup=False)
+                config,
+                port,
+                None,
+                fast,
+                ready_timeout,
+                num_cpus,
+                lambda line: console.print(line, markup=False),
             )
         )
         emit_json({**asdict(served), "base_url": f"{served.url}/v1"})
