@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import k8s_support
 import pytest
+from egress_support import Recorder
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +29,11 @@ def overlay(request: pytest.FixtureRequest) -> Path:
 @pytest.fixture(params=k8s_support.environments())
 def env(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+# Egress-guard tests: a real HTTP server on 127.0.0.1 that records what reaches it.
+@pytest.fixture
+def server() -> Iterator[Recorder]:
+    r = Recorder()
+    yield r
+    r.close()
