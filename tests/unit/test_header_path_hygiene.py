@@ -14,7 +14,6 @@ import pyarrow as pa
 import pytest
 from hygiene_support import HEX_KEY, candidates, spec_for
 
-from sluice.channels.outbox import check_run_id
 from sluice.channels.unsubscribe import (
     Keyring,
 )
@@ -25,6 +24,7 @@ from sluice.coordinator.core import CoordinatorCore
 from sluice.errors import InputError
 from sluice.gates.base import GateContext, MessageBatch
 from sluice.gates.compliance import SchemaGate
+from sluice.runids import check_run_id
 from sluice.settings import SluiceSettings
 from sluice.store import dispose_all
 

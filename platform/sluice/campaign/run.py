@@ -26,7 +26,6 @@ from typing import Any, cast
 from sluice.campaign.candidates import CandidateTask, prepare_candidates, slim_profiles
 from sluice.campaign.copy import attach_copy, drafts_for
 from sluice.campaign.spec import load_spec
-from sluice.channels.outbox import check_run_id, private_dir
 from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import Clock
 from sluice.coordinator.actor import coordinator_for, stop_coordinator
@@ -34,7 +33,9 @@ from sluice.decisioning.catalog import load_catalog
 from sluice.drift.measure import DriftLimits, measure_run_drift
 from sluice.errors import ConfigError, InputError
 from sluice.generation.cache import DraftCache
+from sluice.privatefs import private_dir
 from sluice.registry.registry import Registry
+from sluice.runids import check_run_id
 from sluice.scoring.predictor import prepare_predictor
 from sluice.settings import SluiceSettings
 from sluice.store.audit import AuditStore

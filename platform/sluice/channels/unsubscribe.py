@@ -41,8 +41,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sluice.channels.outbox import private_dir
 from sluice.errors import ConfigError, InputError
+from sluice.privatefs import private_dir
 
 ENV, ENV_PREVIOUS = "SLUICE_UNSUBSCRIBE_SECRET", "SLUICE_UNSUBSCRIBE_SECRET_PREVIOUS"
 KID = re.compile(r"[A-Za-z0-9]{1,16}")

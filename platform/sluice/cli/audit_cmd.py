@@ -20,7 +20,7 @@ def show(
 ) -> None:
     """Explain one decision of a run in plain words (then its record as JSON)."""
     from sluice.audit import explain
-    from sluice.channels.outbox import check_run_id
+    from sluice.runids import check_run_id
 
     check_run_id(run)
     text, record = explain(run, customer, get_settings().effective_database_url)
@@ -40,7 +40,7 @@ def replay(
     differs. Ends with a JSON line: checked, differing, by_gate."""
     from sluice.audit import replay_run
     from sluice.campaign.spec import load_spec
-    from sluice.channels.outbox import check_run_id
+    from sluice.runids import check_run_id
 
     check_run_id(run)
     settings = get_settings()
@@ -63,7 +63,7 @@ def export(
 ) -> None:
     """Write a run's audit records (drafts and delivery state included) to Parquet."""
     from sluice.audit import export_run
-    from sluice.channels.outbox import check_run_id
+    from sluice.runids import check_run_id
 
     check_run_id(run)
     rows = export_run(run, out, get_settings().effective_database_url)

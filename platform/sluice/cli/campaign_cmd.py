@@ -64,7 +64,7 @@ def run(
     progress: Annotated[bool, typer.Option(help="Progress bars.")] = True,
 ) -> None:
     """Run a campaign; ends with one JSON line of its funnel."""
-    from sluice.channels.outbox import check_run_id
+    from sluice.runids import check_run_id
 
     if run_id is not None:
         check_run_id(run_id)
@@ -110,8 +110,8 @@ def run(
 @app.command("status")
 def status(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
     """A run's state and funnel, from the database."""
-    from sluice.channels.outbox import check_run_id
     from sluice.errors import NotFoundError
+    from sluice.runids import check_run_id
     from sluice.store.audit import AuditStore
     from sluice.store.db import connect
     from sluice.store.runs import Runs

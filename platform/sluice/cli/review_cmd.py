@@ -21,8 +21,8 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
 ) -> None:
     """Items in the queue (expired ones are closed first)."""
-    from sluice.channels.outbox import check_run_id
     from sluice.review.actions import pending
+    from sluice.runids import check_run_id
 
     if run is not None:
         check_run_id(run)

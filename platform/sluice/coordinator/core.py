@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from sluice.channels.outbox import open_private
 from sluice.channels.unsubscribe import Keyring, Unsubscribe, make_token
 from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
@@ -42,6 +41,7 @@ from sluice.gates.base import (
     MessageBatch,
 )
 from sluice.gates.build import build_chain
+from sluice.privatefs import open_private
 from sluice.store.audit import AuditStore
 from sluice.store.booking import Booking, book
 from sluice.store.db import connect

@@ -25,6 +25,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from sluice.privatefs import private_dir, private_fd, tighten
+
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -85,30 +87,12 @@ def with_password(url: str, env: Mapping[str, str] = os.environ) -> str:
 
 
 def _private_sqlite(path: Path) -> None:
-    """The database file created empty and 0600 before SQLite opens it (which then
-    creates -wal and -shm with its mode), in directories created 0700; an existing one
-    is tightened where this process owns it."""
-    missing: list[Path] = []
-    parent = path.parent
-    while not parent.is_dir():
-        missing.append(parent)
-        parent = parent.parent
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o700)
-            d.chmod(0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            with contextlib.suppress(FileNotFoundError, PermissionError):
-                if p.stat().st_mode & 0o077:
-                    p.chmod(0o600)
-        return
-    try:
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+    """The database file created 0600 before SQLite opens it (which then creates -wal and
+    -shm with its mode), in directories created 0700; existing ones are tightened."""
+    private_dir(path.parent)
+    os.close(private_fd(path, os.O_WRONLY))
+    for p in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        tighten(p)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
