@@ -85,9 +85,7 @@ def _prepare(text: str) -> str:
 def _encode(host: str) -> str | None:
     try:
         return idna.encode(host, uts46=True).decode("ascii").lower()
-    except idna.IDNAError:
-        return None
-    except UnicodeError:
+    except UnicodeError:  # idna.IDNAError included
         return None
 
 

@@ -28,9 +28,10 @@ from functools import lru_cache
 
 import icu
 
-_TAG_FIRST, _TAG_LAST = 0xE0000, 0xE007F
+_TAG_FIRST = 0xE0000
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_TAGS = re.compile("[\U000e0020-\U000e007e]")
 _OVERRIDE = re.compile(r"[\u202d\u202e\u2066-\u2068]([^\u202c\u2069\n]*)[\u202c\u2069]?")
 _RTL = frozenset("\u202e\u2067")
 DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d\u2043\u02d7"
@@ -90,9 +91,7 @@ def strip_invisible(text: str) -> str:
 
 def hidden_tags(text: str) -> str:
     """The ASCII that TAG characters (U+E0020..U+E007E) spell in ``text``, in order."""
-    return "".join(
-        chr(ord(c) - _TAG_FIRST) for c in text if _TAG_FIRST + 0x20 <= ord(c) < _TAG_LAST
-    )
+    return "".join(chr(ord(c) - _TAG_FIRST) for c in _TAGS.findall(text))
 
 
 def _despaced(text: str) -> str | None:
@@ -124,14 +123,10 @@ def readings(text: str) -> tuple[str, ...]:
         out.append(spaced)
     if text.isascii():
         return tuple(out)
-    if hidden_tags(text):
-        out.append(
-            "".join(
-                chr(ord(c) - _TAG_FIRST) if _TAG_FIRST + 0x20 <= ord(c) < _TAG_LAST else c
-                for c in text
-            )
-        )
-        out.append(hidden_tags(text))
+    hidden = hidden_tags(text)
+    if hidden:
+        out.append(_TAGS.sub(lambda m: chr(ord(m.group(0)) - _TAG_FIRST), text))
+        out.append(hidden)
     if any(c in _RTL for c in text):
         out.append(
             _OVERRIDE.sub(lambda m: m.group(1)[::-1] if m.group(0)[0] in _RTL else m.group(1), text)
