@@ -47,6 +47,15 @@ class SluiceSettings(BaseSettings):
         description="SQLAlchemy URL of the ledger, audit and review database; default SQLite "
         "under home.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis (redis://host:port/db) for the event stream the orchestrator consumes; "
+        "unset: events arrive only through the API and `sluice events import`.",
+    )
+    events_stream: str = Field(
+        default="sluice:events",
+        description="Redis stream of incoming events (consumer group `sluice-orchestrator`).",
+    )
     api_keys_file: Path | None = Field(
         default=None, description="The API keys file; default home/api-keys.json."
     )

@@ -46,9 +46,20 @@ EXTERNAL_SECRETS: dict[str, dict[str, set[str]]] = {
             "webhook-secret",
         },
         "sluice-api-keys": {"api-keys.json"},
-        "sluice-redis": {"password"},
+        "sluice-redis": {"password", "url"},
     },
 }
+# Images that are not Sluice's (the dev PostgreSQL and Redis): every other container runs
+# the one Sluice image of its overlay.
+THIRD_PARTY_IMAGES = ("postgres:", "redis:")
+# The orchestrator (k8s/base/orchestrator.yaml): its Deployment, pod labels and command.
+ORCHESTRATOR = "sluice-orchestrator"
+ORCHESTRATOR_LABELS = {
+    "app.kubernetes.io/name": ORCHESTRATOR,
+    "app.kubernetes.io/component": "orchestrator",
+    "app.kubernetes.io/part-of": "sluice",
+}
+ORCHESTRATOR_COMMAND = ["sluice", "orchestrator", "run"]
 # The dev overlay's API key (plaintext in k8s/README.md; only its hash is in the Secret).
 DEV_API_KEY = "slk_devonly00001_dev-only-insecure-key-do-not-use-outside-sluice-dev"
 
@@ -115,6 +126,10 @@ def name_of(doc: Mapping[str, Any]) -> str:
     return f"{doc['kind']}/{doc['metadata']['name']}"
 
 
+def is_sluice_image(image: str) -> bool:
+    return not image.startswith(THIRD_PARTY_IMAGES)
+
+
 # --------------------------------------------------------------------- walking manifests
 
 
@@ -162,6 +177,54 @@ def containers(doc: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         for field in ("initContainers", "containers"):
             for container in pod.get(field) or []:
                 yield f"{where} {field[:-1]} {container['name']}", container
+
+
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether a label selector (matchLabels, matchExpressions) selects these labels.
+
+    ``{}`` selects everything; a Service selector is a plain map, as matchLabels."""
+    if selector is None:
+        return False
+    if "matchLabels" not in selector and "matchExpressions" not in selector:
+        selector = {"matchLabels": selector}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values") or []
+        held = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }
+        if not held[operator]:
+            return False
+    return True
+
+
+def pod_labels(doc: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, str]]]:
+    """(where, labels) of every pod template of a workload or Ray custom resource, with the
+    labels KubeRay adds to the pods of a Ray cluster."""
+    kind, spec = doc["kind"], doc.get("spec") or {}
+    where = name_of(doc)
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+        yield where, dict(spec["template"].get("metadata", {}).get("labels") or {})
+    elif kind == "CronJob":
+        template = spec["jobTemplate"]["spec"]["template"]
+        yield where, dict(template.get("metadata", {}).get("labels") or {})
+    for group, group_spec in ray_groups(doc):
+        labels = dict(group_spec["template"].get("metadata", {}).get("labels") or {})
+        labels |= {
+            "ray.io/is-ray-node": "yes",
+            "ray.io/node-type": "head" if group == "head" else "worker",
+            "ray.io/cluster": doc["metadata"]["name"],
+            "ray.io/group": "headgroup" if group == "head" else group,
+        }
+        if kind == "RayService":
+            labels["ray.io/serve"] = "true"
+        yield f"{where} {group}", labels
 
 
 def walk(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any, Any]]:

@@ -13,18 +13,24 @@ from k8s_support import (
     DASHBOARD_PORT,
     INTERNAL_PORTS,
     K8S,
+    ORCHESTRATOR,
+    ORCHESTRATOR_LABELS,
+    OVERLAYS,
     RAY_GROUP,
     REPO,
     SERVE_PORT,
     containers,
     environments,
+    is_sluice_image,
     name_of,
     overlay_id,
     pinned_ray_version,
+    pod_labels,
     pod_specs,
     ray_cluster_spec,
     render,
     render_env,
+    selects,
 )
 
 
@@ -36,7 +42,7 @@ def test_images_are_tagged_never_latest_and_sluice_is_one_image(overlay: Path) -
             tag = image_tag(image)
             assert tag, f"{where}: image {image!r} has no tag"
             assert tag != "latest", f"{where}: image {image!r} uses :latest"
-            if not image.startswith("postgres:"):
+            if is_sluice_image(image):
                 sluice_images.add(image)
         options = (ray_cluster_spec(doc) or {}).get("autoscalerOptions") or {}
         assert "image" not in options, f"{name_of(doc)}: the autoscaler runs the Ray image"
@@ -118,12 +124,31 @@ def _service_ports(doc: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, A
             yield f"{name_of(doc)} {field}", port
 
 
+def _selects_ray_pods(service: Mapping[str, Any], docs: list[Mapping[str, Any]]) -> bool:
+    """Whether a Service may front Ray pods: it selects some (their template labels, plus
+    the ray.io/* labels KubeRay adds), names a ray.io/* label, or selects no pods at all
+    (its endpoints could be anything)."""
+    selector = service["spec"].get("selector")
+    if not selector or any(key.startswith("ray.io/") for key in selector):
+        return True
+    ray_pods = [
+        labels
+        for doc in docs
+        if doc["apiVersion"].startswith(f"{RAY_GROUP}/")
+        for _, labels in pod_labels(doc)
+    ]
+    return any(selects(selector, labels) for labels in ray_pods)
+
+
 def test_no_service_exposes_ray_internal_ports(overlay: Path) -> None:
+    docs = render(overlay)
     problems = []
-    for doc in render(overlay):
+    for doc in docs:
         for where, port in _service_ports(doc):
             numbers = {port.get("port"), port.get("targetPort")} & INTERNAL_PORTS
-            if numbers:
+            # 6379 is also Redis's port: a Service of Redis pods (the dev event stream) is
+            # not the GCS. Any Service that may reach a Ray pod is held to the rule.
+            if numbers and (doc["kind"] != "Service" or _selects_ray_pods(doc, docs)):
                 problems.append(f"{where}: exposes {sorted(numbers)}")
         cluster = ray_cluster_spec(doc)
         if cluster is not None and cluster["headGroupSpec"].get("enableIngress"):
@@ -198,3 +223,68 @@ def test_ray_version_is_the_pinned_one_everywhere() -> None:
     for base in bases:
         assert base.split(":", 1)[1].startswith(f"{version}-py311"), base
     assert f"rayproject/ray:{version}-py311 " in dockerfile, "no CPU base image"
+
+
+def _ports(rule: Mapping[str, Any]) -> set[tuple[str, int]] | None:
+    """(protocol, port) pairs a rule admits (None: every port)."""
+    ports = rule.get("ports")
+    if not ports:
+        return None
+    return {(p.get("protocol", "TCP"), int(p["port"])) for p in ports}
+
+
+def _admits(rule: Mapping[str, Any], protocol: str, port: int) -> bool:
+    ports = _ports(rule)
+    return ports is None or (protocol, port) in ports
+
+
+def _public_ipv4(peer: Mapping[str, Any]) -> bool:
+    block = peer.get("ipBlock") or {}
+    return block.get("cidr") == "0.0.0.0/0" and "10.0.0.0/8" in (block.get("except") or [])
+
+
+def test_orchestrator_network_policies(env: str) -> None:
+    """The orchestrator's egress: DNS, PostgreSQL (the ledger) and Redis (the event stream)
+    wherever production runs them, SMTP relays and webhooks on public addresses only, and
+    not the Kubernetes API. Its ingress: nothing from outside the namespace."""
+    docs = render(OVERLAYS / env)
+    [deployment] = [d for d in docs if name_of(d) == f"Deployment/{ORCHESTRATOR}"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels == ORCHESTRATOR_LABELS, labels
+    policies = [
+        p
+        for p in docs
+        if p["kind"] == "NetworkPolicy" and selects(p["spec"]["podSelector"], labels)
+    ]
+    egress_policies = [p for p in policies if "Egress" in p["spec"].get("policyTypes", [])]
+    assert any(not p["spec"].get("egress") for p in egress_policies), "egress is not denied"
+    rules = [r for p in egress_policies for r in p["spec"].get("egress") or []]
+
+    def reachable(protocol: str, port: int, outside: bool) -> list[Mapping[str, Any]]:
+        """Rules admitting the port; outside: to any address beyond the namespace."""
+        found = []
+        for rule in rules:
+            if not _admits(rule, protocol, port):
+                continue
+            peers = rule.get("to") or []
+            if not outside or not peers or any("ipBlock" in p for p in peers):
+                found.append(rule)
+        return found
+
+    assert reachable("UDP", 53, outside=False) and reachable("TCP", 53, outside=False), "DNS"
+    for port, what in ((5432, "PostgreSQL"), (6379, "Redis")):
+        assert reachable("TCP", port, outside=False), f"{what} ({port}) in the namespace"
+        assert reachable("TCP", port, outside=True), f"{what} ({port}) managed, outside"
+    for port in (25, 465, 587, 443):
+        admitted = reachable("TCP", port, outside=True)
+        assert admitted, f"SMTP/HTTPS port {port} not admitted"
+        for rule in admitted:  # public addresses only, as for the Ray pods
+            peers = rule.get("to") or []
+            assert peers and any(_public_ipv4(p) for p in peers), f"{port}: {rule}"
+    # The Kubernetes API (6443) is the Ray heads' (the autoscaler's), not the orchestrator's.
+    assert not reachable("TCP", 6443, outside=True), "the orchestrator reaches the API server"
+    for policy in policies:
+        for rule in policy["spec"].get("ingress") or []:
+            peers = rule.get("from") or []
+            outside = not peers or any("namespaceSelector" in p or "ipBlock" in p for p in peers)
+            assert not outside, f"{name_of(policy)} admits traffic from outside to the orchestrator"

@@ -92,8 +92,8 @@ def _data(campaign_name: str = "Spring reactivation") -> ReportData:
         ],
         funnel=[
             FunnelStep(stage="audience", count=33000),
-            FunnelStep(stage="eligible", count=31250),
-            FunnelStep(stage="generated", count=29000),
+            FunnelStep(stage="scored", count=31250),
+            FunnelStep(stage="selected", count=29000),
             FunnelStep(stage="sent", count=28110),
         ],
         rejections=[
@@ -220,6 +220,65 @@ def test_funnel_rejections_guardrails_drift_and_incidents() -> None:
     assert "No incidents" not in html
     gains = html[html.index('id="gains"') : html.index('id="funnel"')]
     assert "3.10" in gains and "10.33%" in gains  # lift 3.10×, decile 1 rate 310/3000
+
+
+def _funnel_rows(html: str) -> dict[str, list[str]]:
+    """The funnel table's cells by stage: count, parent stage, of parent, of the first."""
+    section = html[html.index('id="funnel"') :]
+    table = section[section.index("<table") : section.index("</table>")]
+    rows = re.findall(r"<tr><td>(.*?)</td>(.*?)</tr>", table)
+    return {stage: re.findall(r"<td[^>]*>(.*?)</td>", cells) for stage, cells in rows}
+
+
+def test_funnel_shares_are_of_the_parent_stage() -> None:
+    # The demo's shape: one quarantined row, most scored customers selected.
+    counts = {
+        "audience": 20001,
+        "quarantined": 1,
+        "scored": 20000,
+        "holdout": 1000,
+        "arm_paused": 0,
+        "no_offer": 1652,
+        "selected": 17348,
+        "review": 120,
+        "deferred": 300,
+        "sent": 15000,
+        "failed": 20,
+        "suppressed_at_send": 8,
+    }
+    funnel = [FunnelStep(stage=stage, count=n) for stage, n in counts.items()]
+    html = render_html(_data().model_copy(update={"funnel": funnel}))
+    rows = _funnel_rows(html)
+    assert list(rows) == list(counts)
+    head = html[html.index('id="funnel"') :]
+    head = head[head.index("<thead>") : head.index("</thead>")]
+    assert "of parent stage" in head and "of audience" in head
+    # Quarantined and scored both split the rows read, not one the other.
+    assert rows["quarantined"][1:3] == ["audience", "0.00%"]
+    assert rows["scored"][1:3] == ["audience", "100.00%"]
+    assert rows["no_offer"][1:3] == ["scored", "8.26%"]
+    assert rows["selected"][1:3] == ["scored", "86.74%"]
+    assert rows["sent"][1:3] == ["selected", "86.47%"]
+    assert rows["review"][1] == "selected" and rows["suppressed_at_send"][1] == "selected"
+    # The top has no parent, so no share of one.
+    assert rows["audience"][1:3] == ["—", ""]
+    cells = [cell for row in rows.values() for cell in row if cell.endswith("%")]
+    assert len(cells) == 2 * len(counts) - 1  # every share of the parent and of the top
+    assert max(float(cell[:-1].replace(",", "")) for cell in cells) <= 100.0
+
+
+def test_funnel_stage_without_its_parent_shows_no_share() -> None:
+    # A run without its own counts starts at ``scored``; unknown stages have no parent.
+    funnel = [
+        FunnelStep(stage="scored", count=500),
+        FunnelStep(stage="selected", count=400),
+        FunnelStep(stage="mystery", count=900),
+        FunnelStep(stage="sent", count=0),
+    ]
+    rows = _funnel_rows(render_html(_data().model_copy(update={"funnel": funnel})))
+    assert rows["scored"][1:3] == ["—", ""] and rows["mystery"][1:3] == ["—", ""]
+    assert rows["selected"][1:4] == ["scored", "80.00%", "80.00%"]
+    assert rows["sent"][1:3] == ["selected", "0.00%"]
 
 
 def test_hostile_text_is_escaped() -> None:

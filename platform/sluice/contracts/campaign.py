@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
+from croniter import CroniterBadDateError, CroniterError, croniter
 from pydantic import Field, HttpUrl, field_validator, model_validator
 
 from sluice.contracts._base import Contract, Slug
@@ -249,6 +250,45 @@ class CanarySpec(Contract):
     guardrails: tuple[Guardrail, ...] = ()
 
 
+_CRON_CHANCE = re.compile(r"(?:^|,)[HhRr](?:$|[(/,])")
+"""A random (``R``) or hashed (``H``) item of a cron field (croniter's extensions)."""
+
+_CRON_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class CampaignSchedule(Contract):
+    """When the orchestrator starts a run of the campaign on its own."""
+
+    cron: str
+    """Five-field cron expression (minute hour day-of-month month day-of-week), in UTC:
+    ``0 6 * * 1`` is Mondays at 06:00 UTC."""
+    missed: Literal["skip", "run_once"] = "run_once"
+    """Times missed while the orchestrator was down: ``run_once``: one run for all of them
+    when it is back; ``skip``: wait for the next time."""
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        fields = value.split()
+        if len(fields) != 5:
+            raise ValueError(
+                f"{value!r} is not a five-field cron expression "
+                f"(minute hour day-of-month month day-of-week), it has {len(fields)} fields"
+            )
+        if any(_CRON_CHANCE.search(field) for field in fields):
+            raise ValueError(
+                f"{value!r}: random (R) and hashed (H) values are not allowed; a schedule "
+                "names the same times wherever it is read"
+            )
+        try:
+            croniter(value, _CRON_EPOCH).get_next(datetime)
+        except CroniterBadDateError as exc:
+            raise ValueError(f"{value!r} names no time that ever comes") from exc
+        except (CroniterError, ValueError, KeyError) as exc:
+            raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from exc
+        return " ".join(fields)
+
+
 class CampaignSpec(Contract):
     """One campaign."""
 
@@ -280,6 +320,8 @@ class CampaignSpec(Contract):
     review_hours: float = Field(default=72, gt=0, le=24 * 90)
     """Review window: a message waiting for a person expires this long after it was
     gated (and never after its offer's last day)."""
+    schedule: CampaignSchedule | None = None
+    """When the orchestrator runs the campaign on its own (none: only when started)."""
 
     @model_validator(mode="after")
     def _arms_fit(self) -> Self:

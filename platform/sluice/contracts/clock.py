@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from pydantic import PrivateAttr
+
 from sluice.contracts._base import Contract
 
 
@@ -45,3 +47,17 @@ class Clock(Contract):
 
 SYSTEM_CLOCK = Clock()
 """The system clock itself (no offset)."""
+
+
+class ManualClock(Clock):
+    """A clock that reads the time it was last set to: a backtest's virtual clock
+    (``sluice journey simulate``), moved forward as recorded events are replayed."""
+
+    _at: datetime = PrivateAttr(default_factory=lambda: datetime.now(UTC))
+
+    def now(self) -> datetime:
+        return self._at
+
+    def set(self, at: datetime) -> None:
+        """Move the clock to ``at`` (aware)."""
+        self._at = at.astimezone(UTC)

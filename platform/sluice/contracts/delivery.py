@@ -11,8 +11,8 @@ from sluice.contracts.customer import Channel
 
 
 class DeliveryState(StrEnum):
-    """``reserved -> sent | failed | deferred | suppressed | expired`` (a deferred row
-    becomes ``reserved`` again when it is due)."""
+    """``reserved -> sent | failed | deferred | suppressed | expired | withdrawn`` (a
+    deferred row becomes ``reserved`` again when it is due)."""
 
     RESERVED = "reserved"
     SENT = "sent"
@@ -21,6 +21,8 @@ class DeliveryState(StrEnum):
     SUPPRESSED = "suppressed"
     EXPIRED = "expired"
     """The offer ended before the message could go out (checked at send time)."""
+    WITHDRAWN = "withdrawn"
+    """Its journey instance exited before the message went out."""
 
 
 class DeliveryRecord(Contract):

@@ -71,6 +71,37 @@ class OutcomeEvent(Contract):
         return self
 
 
+PropertyValue = str | int | float | bool | None | list[str | int | float | bool]
+
+
+class CustomerEvent(Contract):
+    """Something a customer did that a journey reacts to (``cart_abandoned``,
+    ``purchase``, ``browse``...): any type an active journey names, with properties."""
+
+    event_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
+    """The sender's id for this event; a second event with the same id is a duplicate."""
+    type: Slug
+    customer_id: CustomerId
+    occurred_at: AwareDatetime
+    properties: dict[str, PropertyValue] = Field(default_factory=dict, max_length=64)
+    """What the event carries (cart id, items, value): entry properties of a journey."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if not 2000 <= self.occurred_at.year <= 2200:
+            raise ValueError("occurred_at: must be between the years 2000 and 2200")
+        if self.type in {t.value for t in EventType}:
+            raise ValueError(f"type: {self.type} is an outcome event type")
+        for key, value in self.properties.items():
+            if not key or len(key) > 64 or not (key[0].isalpha() or key[0] == "_"):
+                raise ValueError(f"properties.{key[:64]}: not a property name")
+            if isinstance(value, str) and len(value) > 1000:
+                raise ValueError(f"properties.{key}: longer than 1000 characters")
+            if isinstance(value, list) and len(value) > 100:
+                raise ValueError(f"properties.{key}: more than 100 items")
+        return self
+
+
 class EventBatch(Contract):
     events: list[OutcomeEvent] = Field(min_length=1, max_length=10_000)
 

@@ -19,10 +19,17 @@ from pydantic import ValidationError
 from sluice.channels.unsubscribe import Keyring, read_token
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.customer import Channel
-from sluice.contracts.feedback import EventReject, EventType, IngestResult, OutcomeEvent
+from sluice.contracts.feedback import (
+    CustomerEvent,
+    EventReject,
+    EventType,
+    IngestResult,
+    OutcomeEvent,
+)
 from sluice.errors import InputError
 from sluice.store.db import Engine
 from sluice.store.events import EventStore
+from sluice.store.journeys import EventCatalog, journey_catalog
 
 if TYPE_CHECKING:
     from sluice.registry.registry import Registry
@@ -31,13 +38,45 @@ log = logging.getLogger("sluice.events")
 _LAST_CHECK: dict[str, float] = {}
 
 
-def parse_events(raw: Iterable[Mapping[str, Any]]) -> tuple[list[OutcomeEvent], list[EventReject]]:
-    """Validated events and, for each invalid one, where and why (first error)."""
-    good: list[OutcomeEvent] = []
+OUTCOMES = frozenset(t.value for t in EventType)
+NO_JOURNEYS = EventCatalog(frozenset(), {})
+
+
+def _kind(item: Mapping[str, Any], catalog: EventCatalog) -> type[OutcomeEvent | CustomerEvent]:
+    kind = item.get("type") if isinstance(item, Mapping) else None
+    if not isinstance(kind, str) or kind in OUTCOMES:
+        return OutcomeEvent
+    if kind in catalog.types:
+        return CustomerEvent
+    known = sorted(OUTCOMES | catalog.types)
+    raise ValueError(f"type: unknown event type {kind[:64]!r} (known: {', '.join(known)})")
+
+
+def _missing_key(e: CustomerEvent, catalog: EventCatalog) -> EventReject | None:
+    for journey_id, key in catalog.required.get(e.type, ()):
+        if e.properties.get(key) in (None, ""):
+            return EventReject(
+                index=-1,
+                field=f"properties.{key}",
+                reason=f"required: journey {journey_id} is entered on {e.type} keyed by {key}",
+            )
+    return None
+
+
+def parse_events(
+    raw: Iterable[Mapping[str, Any]], catalog: EventCatalog = NO_JOURNEYS
+) -> tuple[list[OutcomeEvent | CustomerEvent], list[EventReject]]:
+    """Validated events and, for each invalid one, where and why (first error). Types
+    other than outcomes must be ones an active journey reacts to (``catalog``)."""
+    good: list[OutcomeEvent | CustomerEvent] = []
     bad: list[EventReject] = []
     for i, item in enumerate(raw):
         try:
-            good.append(OutcomeEvent.model_validate(item))
+            event = _kind(item, catalog).model_validate(item)
+            if isinstance(event, CustomerEvent) and (miss := _missing_key(event, catalog)):
+                bad.append(miss.model_copy(update={"index": i}))
+                continue
+            good.append(event)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "event"
@@ -45,17 +84,20 @@ def parse_events(raw: Iterable[Mapping[str, Any]]) -> tuple[list[OutcomeEvent], 
             if where == "event" and ":" in message:
                 where, _, message = (part.strip() for part in message.partition(":"))
             bad.append(EventReject(index=i, field=where, reason=message))
+        except ValueError as exc:  # an unknown type (see _kind)
+            where, _, message = str(exc).partition(": ")
+            bad.append(EventReject(index=i, field=where, reason=message))
     return good, bad
 
 
 def resolve_tokens(
-    events: list[OutcomeEvent], keys: Keyring
-) -> tuple[list[tuple[int, OutcomeEvent]], list[EventReject]]:
+    events: list[OutcomeEvent | CustomerEvent], keys: Keyring
+) -> tuple[list[tuple[int, OutcomeEvent | CustomerEvent]], list[EventReject]]:
     """Events with the customer, brand, channel and run their unsubscribe token names."""
-    out: list[tuple[int, OutcomeEvent]] = []
+    out: list[tuple[int, OutcomeEvent | CustomerEvent]] = []
     bad: list[EventReject] = []
     for i, e in enumerate(events):
-        if e.token is None:
+        if isinstance(e, CustomerEvent) or e.token is None:
             out.append((i, e))
             continue
         try:
@@ -95,14 +137,19 @@ def ingest(
     ``registry``, the guardrails of the runs the events touch are evaluated (and may roll
     its aliases back); without one, the events are only stored."""
     items = list(raw)
-    good, rejected = parse_events(items)
+    catalog = journey_catalog(engine)
+    good, rejected = parse_events(items, catalog)
     invalid = {r.index for r in rejected}
     index = [i for i in range(len(items)) if i not in invalid]
     resolved, bad_tokens = resolve_tokens(good, unsubscribe_keys)
     rejected += [r.model_copy(update={"index": index[r.index]}) for r in bad_tokens]
-    stored = EventStore(engine, clock).add([e for _, e in resolved], source)
+    stored = EventStore(engine, clock).add([e for _, e in resolved], source, catalog.types)
     accepted = set(stored.accepted)
-    runs = {e.run_id for _, e in resolved if e.run_id and e.event_id in accepted}
+    runs = {
+        e.run_id
+        for _, e in resolved
+        if isinstance(e, OutcomeEvent) and e.run_id and e.event_id in accepted
+    }
     opened = (
         [i for run_id in sorted(runs) if (i := _check(engine, registry, run_id, check_every_s))]
         if registry is not None

@@ -17,6 +17,7 @@ from sluice.contracts.feedback import (
 )
 from sluice.feedback.guardrails import check_run
 from sluice.feedback.kpis import RunKpis, run_kpis
+from sluice.report.funnel import FUNNEL_PARENTS, RUN_STAGES
 from sluice.store.audit import AuditStore
 from sluice.store.db import Engine
 from sluice.store.drift import stored_drift
@@ -81,26 +82,12 @@ def report_data(engine: Engine, run_id: str) -> ReportData:
     k = run_kpis(engine, run_id)
     run = k.run
     funnel = AuditStore(engine).funnel(run_id)
+    counts = {**funnel, **{s: run.funnel.get(s, 0) for s in RUN_STAGES}} if run.funnel else funnel
     steps = [
-        FunnelStep(stage=stage, count=int(funnel.get(stage, 0) or 0))
-        for stage in (
-            "scored",
-            "holdout",
-            "arm_paused",
-            "no_offer",
-            "selected",
-            "review",
-            "deferred",
-            "sent",
-            "failed",
-            "suppressed_at_send",
-        )
+        FunnelStep(stage=stage, count=int(counts.get(stage, 0) or 0))
+        for stage in FUNNEL_PARENTS
+        if run.funnel or stage not in RUN_STAGES
     ]
-    if run.funnel:
-        steps.insert(0, FunnelStep(stage="audience", count=int(run.funnel.get("audience", 0))))
-        steps.insert(
-            1, FunnelStep(stage="quarantined", count=int(run.funnel.get("quarantined", 0)))
-        )
     rejections = [
         Rejection(gate=gate, reason=reason, count=n)
         for gate, reasons in sorted(funnel.get("rejected", {}).items())

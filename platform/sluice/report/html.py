@@ -26,6 +26,7 @@ from sluice.report.format import (
     fmt_pp,
     fmt_time,
 )
+from sluice.report.funnel import funnel_parent
 from sluice.report.style import CSS
 
 ARM_COLOURS = {"holdout": "#8c96a3", "canary": "#e8871e", "main": "#3b6fb6"}
@@ -192,17 +193,23 @@ def _count(t: float) -> str:
 def _funnel(d: ReportData) -> str:
     steps = [(s.stage, float(s.count)) for s in d.funnel]
     chart = svg.hbar_chart("Funnel", steps, x_label="customers", fmt=_count)
+    counts = {s.stage: s.count for s in d.funnel}
+    first = d.funnel[0] if d.funnel else None
     rows: list[str] = []
-    first, prev = (d.funnel[0].count if d.funnel else 0), 0
     for s in d.funnel:
-        of_first, of_prev = s.count / first if first else None, s.count / prev if prev else None
+        parent = funnel_parent(s.stage)
+        base = counts.get(parent) if parent else None
+        of_parent = s.count / base if base else None
+        of_first = s.count / first.count if first and first.count else None
         rows.append(
             f"<tr><td>{_e(s.stage)}</td>{_int_td(s.count, data_funnel=s.stage)}"
-            f"{_td(fmt_pct(of_first))}{_td(fmt_pct(of_prev) if rows else '')}</tr>"
+            f"<td>{_e(parent if base is not None else '—')}</td>"
+            f"{_td(fmt_pct(of_parent) if base is not None else '', of_parent)}"
+            f"{_td(fmt_pct(of_first), of_first)}</tr>"
         )
-        prev = s.count
-    head = ["stage", "count", "of first", "of previous"]
-    table = _table(head, rows, (1, 2, 3)) if rows else ""
+    top = first.stage if first else "first"
+    head = ["stage", "count", "parent stage", "of parent stage", f"of {top}"]
+    table = _table(head, rows, (1, 3, 4)) if rows else ""
     rej = sorted(d.rejections, key=lambda r: (-r.count, r.gate, r.reason))
     bars = [(f"{r.gate}: {r.reason}", float(r.count)) for r in rej]
     title = "Rejections by gate and reason"

@@ -150,3 +150,11 @@ def dispose_all() -> None:
         for engine in _ENGINES.values():
             engine.dispose()
         _ENGINES.clear()
+
+
+def dispose(url: str) -> None:
+    """Close and forget the engine of ``url`` (a scratch database about to be removed)."""
+    with _LOCK:
+        engine = _ENGINES.pop(normalise_url(url), None)
+    if engine is not None:
+        engine.dispose()

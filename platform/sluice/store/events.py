@@ -7,16 +7,19 @@ claim (see :meth:`sluice.store.ledger.Ledger.claim`) already sees it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, and_, select
 
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
-from sluice.contracts.feedback import SUPPRESSING, EventType, OutcomeEvent
+from sluice.contracts.feedback import SUPPRESSING, CustomerEvent, EventType, OutcomeEvent
 from sluice.store.db import utc
 from sluice.store.dialect import upsert_insert
+from sluice.store.journeys import inbox_add
 from sluice.store.schema import events, suppressions
 
 CHUNK = 500
@@ -30,6 +33,14 @@ class StoredEvents:
     """Event ids already stored (or repeated within the call)."""
     suppressions: int
     """Suppression entries created."""
+
+
+@dataclass(frozen=True)
+class PropertiedEvent:
+    type: str
+    customer_id: str
+    occurred_at: datetime
+    properties: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -47,10 +58,16 @@ class EventStore:
         self.engine = engine
         self.clock = clock
 
-    def add(self, items: Sequence[OutcomeEvent], source: str) -> StoredEvents:
-        """Store new events (``customer_id`` resolved), skip known ids, suppress at once."""
+    def add(
+        self,
+        items: Sequence[OutcomeEvent | CustomerEvent],
+        source: str,
+        inbox_types: Collection[str] = (),
+    ) -> StoredEvents:
+        """Store new events (``customer_id`` resolved), skip known ids, suppress at once;
+        new events of ``inbox_types`` are queued for the journeys in the same transaction."""
         seen: set[str] = set()
-        unique: list[OutcomeEvent] = []
+        unique: list[OutcomeEvent | CustomerEvent] = []
         duplicates: list[str] = []
         for e in items:
             if e.customer_id is None:
@@ -73,13 +90,9 @@ class EventStore:
                         [
                             {
                                 "event_id": e.event_id,
-                                "type": e.type.value,
+                                **_columns(e),
                                 "customer_id": e.customer_id,
                                 "occurred_at": e.occurred_at.astimezone(UTC),
-                                "run_id": e.run_id,
-                                "campaign_id": e.campaign_id,
-                                "channel": e.channel.value if e.channel else None,
-                                "revenue": e.revenue,
                                 "source": source,
                                 "received_at": now,
                             }
@@ -92,6 +105,20 @@ class EventStore:
                 stored = {str(r[0]) for r in conn.execute(stmt)}
                 accepted += [e.event_id for e in chunk if e.event_id in stored]
                 duplicates += [e.event_id for e in chunk if e.event_id not in stored]
+                inbox_add(
+                    conn,
+                    [
+                        {
+                            "event_id": e.event_id,
+                            "type": str(e.type),
+                            "customer_id": e.customer_id,
+                            "occurred_at": e.occurred_at.astimezone(UTC),
+                            "properties": _properties(e),
+                        }
+                        for e in chunk
+                        if e.event_id in stored and str(e.type) in inbox_types
+                    ],
+                )
                 entries = [
                     {
                         "customer_id": e.customer_id,
@@ -102,7 +129,9 @@ class EventStore:
                         "created_at": now,
                     }
                     for e in chunk
-                    if e.event_id in stored and e.type in SUPPRESSING
+                    if isinstance(e, OutcomeEvent)
+                    and e.event_id in stored
+                    and e.type in SUPPRESSING
                 ]
                 if entries:
                     done = conn.execute(
@@ -144,11 +173,62 @@ class EventStore:
                     )
         return out
 
+    def with_properties(
+        self, customer_ids: set[str], since: datetime, until: datetime
+    ) -> list[PropertiedEvent]:
+        """Events of the given customers in ``[since, until)``, with their properties."""
+        out: list[PropertiedEvent] = []
+        ids = sorted(customer_ids)
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), CHUNK):
+                query = select(
+                    events.c.type, events.c.customer_id, events.c.occurred_at, events.c.properties
+                ).where(
+                    and_(
+                        events.c.customer_id.in_(ids[i : i + CHUNK]),
+                        events.c.occurred_at >= since,
+                        events.c.occurred_at < until,
+                    )
+                )
+                for r in conn.execute(query):
+                    out.append(
+                        PropertiedEvent(
+                            r.type,
+                            r.customer_id,
+                            utc(r.occurred_at) or since,
+                            json.loads(r.properties) if r.properties else {},
+                        )
+                    )
+        return out
+
     def count(self) -> int:
         from sqlalchemy import func
 
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
+
+def _columns(e: OutcomeEvent | CustomerEvent) -> dict[str, Any]:
+    if isinstance(e, CustomerEvent):
+        return {"type": e.type, "properties": _properties(e)}
+    return {
+        "type": e.type.value,
+        "run_id": e.run_id,
+        "campaign_id": e.campaign_id,
+        "channel": e.channel.value if e.channel else None,
+        "revenue": e.revenue,
+    }
+
+
+def _properties(e: OutcomeEvent | CustomerEvent) -> str | None:
+    if isinstance(e, CustomerEvent):
+        return json.dumps(e.properties, default=str)
+    fields = {"run_id": e.run_id, "campaign_id": e.campaign_id, "revenue": e.revenue}
+    if e.channel is not None:
+        fields["channel"] = e.channel.value
+    if e.brand is not None:
+        fields["brand"] = e.brand
+    return json.dumps({k: v for k, v in fields.items() if v is not None})
 
 
 def _suppressed_channel(e: OutcomeEvent) -> str:

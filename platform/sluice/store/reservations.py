@@ -24,7 +24,7 @@ from sluice.store.db import utc
 from sluice.store.dialect import upsert_insert
 from sluice.store.schema import contact_counts, deliveries
 
-RESERVED, SENT, FAILED, DEFERRED, SUPPRESSED, EXPIRED = (s.value for s in DeliveryState)
+RESERVED, SENT, FAILED, DEFERRED, SUPPRESSED, EXPIRED, WITHDRAWN = (s.value for s in DeliveryState)
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,13 @@ class Runs:
                 .where(runs.c.run_id == run_id)
                 .values(status=status, funnel=json.dumps(funnel), finished_at=self.clock.now())
             )
+
+    def with_canary(self, since: datetime) -> list[str]:
+        """Real runs started since ``since`` whose spec tries a canary (guardrails watch)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(runs.c.run_id, runs.c.spec).where(
+                    runs.c.started_at >= since, runs.c.dry_run.is_(False)
+                )
+            ).all()
+        return [r.run_id for r in rows if json.loads(r.spec).get("canary")]

@@ -161,7 +161,7 @@ events = Table(
     "events",
     metadata,
     Column("event_id", String(128), primary_key=True),
-    Column("type", String(16), nullable=False),
+    Column("type", String(64), nullable=False),
     Column("customer_id", String(128), nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("run_id", String(128)),
@@ -170,11 +170,13 @@ events = Table(
     Column("revenue", Float),
     Column("source", String(32), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("properties", Text),
     Index("ix_events_customer_time", "customer_id", "occurred_at"),
     Index("ix_events_run", "run_id"),
     Index("ix_events_time", "occurred_at"),
 )
-"""Outcome events, deduplicated by the sender's event id."""
+"""Events (outcomes and the customer events journeys react to), deduplicated by the
+sender's event id; ``properties`` holds a customer event's properties (JSON)."""
 
 arm_states = Table(
     "arm_states",
@@ -230,3 +232,94 @@ run_drift = Table(
     Column("level", String(8), nullable=False),
 )
 """Population stability of each feature and of the score, per run and model version."""
+
+journeys = Table(
+    "journeys",
+    metadata,
+    Column("journey_id", String(64), primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("spec_digest", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("deployed_by", String(128), nullable=False),
+    Column("deployed_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+"""Deployed journeys (``active`` or ``paused``)."""
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("subject", String(128), primary_key=True),
+    Column("last_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""Cron schedules the orchestrator keeps (``campaign:<id>``, ``journey:<id>``): the last
+scheduled time it started."""
+
+journey_instances = Table(
+    "journey_instances",
+    metadata,
+    Column("instance_id", String(64), primary_key=True),
+    Column("journey_id", String(64), nullable=False),
+    Column("customer_id", String(128), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("holdout", Boolean, nullable=False),
+    Column("entry", Text, nullable=False),
+    Column("entry_event_id", String(128)),
+    Column("entered_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("step", String(64)),
+    Column("seq", Integer, nullable=False),
+    Column("due_at", DateTime(timezone=True)),
+    Column("woken_by", String(128)),
+    Column("exit_reason", String(64)),
+    Column("owner", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("journey_id", "customer_id", "generation", name="uq_instance_generation"),
+    Index("ix_instances_due", "state", "due_at"),
+    Index("ix_instances_customer", "customer_id", "state"),
+)
+"""One journey instance per entry: where it stands (``step``, due at ``due_at``; ``seq``
+steps done), ``live`` until it ``completed`` or ``exited`` (with its reason)."""
+
+journey_members = Table(
+    "journey_members",
+    metadata,
+    Column("journey_id", String(64), primary_key=True),
+    Column("customer_id", String(128), primary_key=True),
+    Column("entries", Integer, nullable=False),
+    Column("last_entered_at", DateTime(timezone=True), nullable=False),
+    Column("live_instance", String(64)),
+)
+"""Per journey and customer: how often they entered, when last, and the live instance
+(at most one), for the re-entry rule."""
+
+journey_steps = Table(
+    "journey_steps",
+    metadata,
+    Column("instance_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("journey_id", String(64), nullable=False),
+    Column("step_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("holdout", Boolean, nullable=False),
+    Column("detail", Text),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_journey_steps_journey", "journey_id", "step_id"),
+)
+"""Every step an instance took, once: (instance, seq) is the key, so no step runs twice."""
+
+journey_inbox = Table(
+    "journey_inbox",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(128), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("customer_id", String(128), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("properties", Text),
+)
+"""Stored events a journey reacts to, in arrival order, until the orchestrator has
+applied them (entries, exits, awaited events)."""

@@ -1,0 +1,100 @@
+"""What a journey knows about a customer: the profile, a model score, recent events.
+
+Profiles and feature rows are read once per file and indexed by customer id; scores
+are computed per batch with the model version the alias names when the engine starts
+(pinned for the engine's lifetime, as a campaign run pins its version).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sluice.errors import InputError
+
+_TABLES: dict[tuple[str, float], tuple[dict[str, int], pa.Table]] = {}
+
+
+def indexed(path: Path) -> tuple[dict[str, int], pa.Table]:
+    """A Parquet table and its row index by ``customer_id`` (cached per file version)."""
+    stamp = path.stat().st_mtime if path.is_file() else 0.0
+    key = (str(path), stamp)
+    found = _TABLES.get(key)
+    if found is None:
+        table = pq.read_table(path).combine_chunks()
+        if "customer_id" not in table.column_names:
+            raise InputError(f"{path}: has no customer_id column", field="customer_id")
+        ids = table.column("customer_id").to_pylist()
+        found = _TABLES[key] = ({str(c): i for i, c in enumerate(ids)}, table)
+    return found
+
+
+class Profiles:
+    """Customer profiles by id (consent, time zone, addresses, attributes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.index, self.table = indexed(path)
+
+    def take(self, ids: Sequence[str]) -> tuple[pa.Table, np.ndarray]:
+        """Rows for ``ids`` (nulls where unknown) and the mask of known ones."""
+        pos = np.array([self.index.get(c, -1) for c in ids], dtype=np.int64)
+        rows = self.table.take(pa.array(np.where(pos >= 0, pos, 0), pa.int64()))
+        return rows, pos >= 0
+
+    def attributes(self, customer_id: str) -> dict[str, Any]:
+        i = self.index.get(customer_id)
+        if i is None:
+            return {}
+        row = self.table.slice(i, 1).to_pylist()[0]
+        return {k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))}
+
+    def zone(self, customer_id: str) -> str:
+        i = self.index.get(customer_id)
+        if i is None or "time_zone" not in self.table.column_names:
+            return "UTC"
+        return str(self.table.column("time_zone")[i].as_py() or "UTC")
+
+
+@dataclass(frozen=True)
+class Scored:
+    scores: dict[str, float]
+    model_name: str
+    model_version: str
+    matrix: dict[str, np.ndarray]
+    names: tuple[str, ...] = ()
+    """Feature names of the matrix columns."""
+
+
+class Scorer:
+    """Scores customers with one model version on the journey's feature rows."""
+
+    def __init__(self, features: Path, model: Any) -> None:
+        from sluice.scoring.predictor import BoosterPredictor
+
+        self.index, self.table = indexed(features)
+        self.model = model
+        self.predictor = BoosterPredictor(model.model_text, threads=1)
+        self.names: tuple[str, ...] = tuple(model.contract.names)
+
+    def score(self, ids: Sequence[str]) -> Scored:
+        known = [c for c in dict.fromkeys(ids) if c in self.index]
+        if not known:
+            return Scored({}, self.model.name, self.model.version, {}, self.names)
+        rows = self.table.take(pa.array([self.index[c] for c in known], pa.int64()))
+        checked = self.model.contract.validate_batch(rows)
+        valid = [str(c) for c in checked.ids.to_pylist()]
+        probs = self.predictor.predict(checked.matrix) if valid else np.empty(0)
+        return Scored(
+            {c: float(p) for c, p in zip(valid, probs, strict=True)},
+            self.model.name,
+            self.model.version,
+            {c: checked.matrix[i] for i, c in enumerate(valid)},
+            self.names,
+        )

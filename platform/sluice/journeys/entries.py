@@ -1,0 +1,93 @@
+"""Entering a journey: the keys an entry must carry, re-entry, holdout, first step.
+
+An entry is refused (with its reason) when the journey is paused, a required entry key
+is missing, the customer has a live instance of the journey, or the re-entry rule says
+not yet (``once``: never again; ``after``: not within the window). An admitted entry
+becomes an instance with a deterministic id (journey, customer, entry generation), so
+an entry applied twice is one instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sluice.contracts.journey import JourneySpec, ReentryAfter
+from sluice.hashing import unit_hash
+from sluice.journeys.steps import due_on_arrival
+from sluice.store.instances import NewInstance
+
+
+@dataclass(frozen=True)
+class EntryRequest:
+    customer_id: str
+    properties: Mapping[str, Any]
+    at: datetime
+    event_id: str | None = None
+
+
+@dataclass
+class Member:
+    """A customer's standing in one journey, kept current while a batch is applied."""
+
+    entries: int
+    last_entered_at: datetime | None
+    live: bool
+
+
+def instance_id(journey_id: str, customer_id: str, generation: int) -> str:
+    text = f"{journey_id}\x1f{customer_id}\x1f{generation}"
+    return "ji_" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def in_holdout(spec: JourneySpec, customer_id: str) -> bool:
+    if spec.holdout_pct <= 0:
+        return False
+    return bool(unit_hash([customer_id], f"{spec.arm_salt}:holdout")[0] < spec.holdout_pct / 100)
+
+
+def refusal(spec: JourneySpec, req: EntryRequest, member: Member | None) -> str | None:
+    """Why ``req`` may not enter (None: it may)."""
+    missing = [k for k in spec.entry.keys if req.properties.get(k) in (None, "")]
+    if missing:
+        return f"missing_key:{missing[0]}"
+    if member is None or member.entries == 0:
+        return None
+    if member.live:
+        return "live_instance"
+    if spec.reentry == "once":
+        return "reentry_once"
+    last = member.last_entered_at
+    if isinstance(spec.reentry, ReentryAfter) and last and req.at < last + spec.reentry.after:
+        return "reentry_window"
+    return None
+
+
+def admit(
+    spec: JourneySpec, req: EntryRequest, member: Member | None, zone: str
+) -> tuple[NewInstance | None, str | None]:
+    """The new instance for ``req``, or the reason it was refused."""
+    why = refusal(spec, req, member)
+    if why is not None:
+        return None, why
+    generation = member.entries if member else 0
+    first = spec.steps[0].id
+    entry = dict(req.properties)
+    return (
+        NewInstance(
+            instance_id(spec.journey_id, req.customer_id, generation),
+            spec.journey_id,
+            req.customer_id,
+            generation,
+            in_holdout(spec, req.customer_id),
+            entry,
+            req.event_id,
+            req.at,
+            first,
+            due_on_arrival(spec, first, req.at, zone),
+        ),
+        None,
+    )

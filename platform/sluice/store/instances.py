@@ -1,0 +1,469 @@
+"""Journey instances: entered once per entry, claimed when due, moved on exactly once.
+
+An instance is ``live`` at a ``step`` due at ``due_at`` until it ``completed`` or
+``exited``. The orchestrator claims due instances with a lease (``owner``,
+``lease_until``), decides what each does next, and commits every move as a
+compare-and-set on ``seq`` (the number of steps taken) that writes the step log row
+(instance, seq) in the same transaction: a move is applied once or not at all, and a
+crash between claim and commit only means the lease runs out and the step is decided
+again. Exits apply to live instances whatever their lease.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from sluice.store.db import utc
+from sluice.store.dialect import upsert_insert
+from sluice.store.schema import journey_instances, journey_members, journey_steps
+
+LIVE, COMPLETED, EXITED = "live", "completed", "exited"
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    journey_id: str
+    customer_id: str
+    generation: int
+    holdout: bool
+    entry: dict[str, Any]
+    entered_at: datetime
+    step: str | None
+    seq: int
+    due_at: datetime | None
+    woken_by: str | None
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    instance_id: str
+    journey_id: str
+    customer_id: str
+    generation: int
+    holdout: bool
+    entry: dict[str, Any]
+    entry_event_id: str | None
+    entered_at: datetime
+    step: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step_id: str
+    kind: str
+    outcome: str
+    detail: dict[str, Any] | None = None
+
+
+@dataclass
+class Move:
+    """What happens to one claimed instance: the steps it took, where it stands now."""
+
+    instance: Instance
+    records: list[StepRecord] = field(default_factory=list)
+    state: str = LIVE
+    step: str | None = None
+    due_at: datetime | None = None
+    exit_reason: str | None = None
+
+
+def _instance(r: Any) -> Instance:
+    return Instance(
+        r.instance_id,
+        r.journey_id,
+        r.customer_id,
+        r.generation,
+        bool(r.holdout),
+        json.loads(r.entry),
+        utc(r.entered_at) or r.entered_at,
+        r.step,
+        r.seq,
+        utc(r.due_at),
+        r.woken_by,
+    )
+
+
+def members(conn: Connection, journey_id: str, customer_ids: Sequence[str]) -> dict[str, Any]:
+    """Membership rows (entries, last entry, live instance) by customer."""
+    out: dict[str, Any] = {}
+    ids = list(dict.fromkeys(customer_ids))
+    for i in range(0, len(ids), 500):
+        rows = conn.execute(
+            select(journey_members).where(
+                and_(
+                    journey_members.c.journey_id == journey_id,
+                    journey_members.c.customer_id.in_(ids[i : i + 500]),
+                )
+            )
+        )
+        out.update({r.customer_id: r for r in rows})
+    return out
+
+
+def insert_instances(conn: Connection, new: Sequence[NewInstance], now: datetime) -> None:
+    """Create instances and their membership (the caller checked the re-entry rule)."""
+    if not new:
+        return
+    conn.execute(
+        journey_instances.insert(),
+        [
+            {
+                "instance_id": n.instance_id,
+                "journey_id": n.journey_id,
+                "customer_id": n.customer_id,
+                "generation": n.generation,
+                "holdout": n.holdout,
+                "entry": json.dumps(n.entry, default=str),
+                "entry_event_id": n.entry_event_id,
+                "entered_at": n.entered_at,
+                "state": LIVE,
+                "step": n.step,
+                "seq": 0,
+                "due_at": n.due_at,
+                "updated_at": now,
+            }
+            for n in new
+        ],
+    )
+    stmt = upsert_insert(conn)(journey_members)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["journey_id", "customer_id"],
+            set_={
+                "entries": stmt.excluded.entries,
+                "last_entered_at": stmt.excluded.last_entered_at,
+                "live_instance": stmt.excluded.live_instance,
+            },
+        ),
+        [
+            {
+                "journey_id": n.journey_id,
+                "customer_id": n.customer_id,
+                "entries": n.generation + 1,
+                "last_entered_at": n.entered_at,
+                "live_instance": n.instance_id,
+            }
+            for n in new
+        ],
+    )
+
+
+def live_of(conn: Connection, customer_ids: Sequence[str]) -> list[Instance]:
+    """Live instances of these customers, in every journey."""
+    out: list[Instance] = []
+    ids = list(dict.fromkeys(customer_ids))
+    for i in range(0, len(ids), 500):
+        rows = conn.execute(
+            select(journey_instances).where(
+                and_(
+                    journey_instances.c.customer_id.in_(ids[i : i + 500]),
+                    journey_instances.c.state == LIVE,
+                )
+            )
+        )
+        out += [_instance(r) for r in rows]
+    return out
+
+
+def wake(conn: Connection, instance_id: str, seq: int, event_id: str, now: datetime) -> bool:
+    """An awaited event came: the instance is due now (once)."""
+    done = conn.execute(
+        update(journey_instances)
+        .where(
+            and_(
+                journey_instances.c.instance_id == instance_id,
+                journey_instances.c.seq == seq,
+                journey_instances.c.state == LIVE,
+                journey_instances.c.woken_by.is_(None),
+            )
+        )
+        .values(woken_by=event_id, due_at=now, updated_at=now)
+    )
+    return bool(done.rowcount == 1)
+
+
+def end(
+    conn: Connection, inst: Instance, state: str, reason: str, record: StepRecord, now: datetime
+) -> bool:
+    """End a live instance (exit or completion) with its last step record."""
+    done = conn.execute(
+        update(journey_instances)
+        .where(
+            and_(
+                journey_instances.c.instance_id == inst.instance_id,
+                journey_instances.c.state == LIVE,
+            )
+        )
+        .values(
+            state=state,
+            step=None,
+            due_at=None,
+            exit_reason=reason,
+            owner=None,
+            lease_until=None,
+            seq=journey_instances.c.seq + 1,
+            updated_at=now,
+        )
+    )
+    if done.rowcount != 1:
+        return False
+    seq = conn.execute(
+        select(journey_instances.c.seq).where(journey_instances.c.instance_id == inst.instance_id)
+    ).scalar_one()
+    _log(conn, inst, [(seq - 1, record)], now)
+    _release_member(conn, inst)
+    return True
+
+
+def _release_member(conn: Connection, inst: Instance) -> None:
+    conn.execute(
+        update(journey_members)
+        .where(
+            and_(
+                journey_members.c.journey_id == inst.journey_id,
+                journey_members.c.customer_id == inst.customer_id,
+                journey_members.c.live_instance == inst.instance_id,
+            )
+        )
+        .values(live_instance=None)
+    )
+
+
+def _log(
+    conn: Connection, inst: Instance, records: Sequence[tuple[int, StepRecord]], now: datetime
+) -> None:
+    if records:
+        conn.execute(
+            journey_steps.insert(),
+            [
+                {
+                    "instance_id": inst.instance_id,
+                    "seq": seq,
+                    "journey_id": inst.journey_id,
+                    "step_id": r.step_id,
+                    "kind": r.kind,
+                    "outcome": r.outcome,
+                    "holdout": inst.holdout,
+                    "detail": json.dumps(r.detail, default=str) if r.detail else None,
+                    "at": now,
+                }
+                for seq, r in records
+            ],
+        )
+
+
+class Instances:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim_due(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[Instance]:
+        """Live instances due by ``now`` whose lease is free, stamped as ``owner``'s."""
+        free = or_(journey_instances.c.lease_until.is_(None), journey_instances.c.lease_until < now)
+        pick = (
+            select(journey_instances.c.instance_id)
+            .where(and_(journey_instances.c.state == LIVE, journey_instances.c.due_at <= now, free))
+            .order_by(journey_instances.c.due_at)
+            .limit(limit)
+        )
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            ids = [r[0] for r in conn.execute(pick)]
+            if not ids:
+                return []
+            conn.execute(
+                update(journey_instances)
+                .where(and_(journey_instances.c.instance_id.in_(ids), free))
+                .values(owner=owner, lease_until=lease_until)
+            )
+            rows = conn.execute(
+                select(journey_instances).where(
+                    and_(
+                        journey_instances.c.instance_id.in_(ids),
+                        journey_instances.c.owner == owner,
+                        journey_instances.c.lease_until == lease_until,
+                    )
+                )
+            ).all()
+        return [_instance(r) for r in rows]
+
+    def commit(
+        self, moves: Sequence[Move], owner: str, now: datetime, keep: Collection[str] = ()
+    ) -> list[Move]:
+        """Apply moves of ``owner``'s claimed instances in one transaction; returns those
+        applied (a move whose instance changed meanwhile, e.g. exited, is dropped).
+        Instances in ``keep`` stay claimed (their send is next)."""
+        applied: list[Move] = []
+        with self.engine.begin() as conn:
+            for m in moves:
+                inst = m.instance
+                n = len(m.records)
+                ended = m.state != LIVE
+                done = conn.execute(
+                    update(journey_instances)
+                    .where(
+                        and_(
+                            journey_instances.c.instance_id == inst.instance_id,
+                            journey_instances.c.seq == inst.seq,
+                            journey_instances.c.state == LIVE,
+                            journey_instances.c.owner == owner,
+                        )
+                    )
+                    .values(
+                        state=m.state,
+                        step=None if ended else m.step,
+                        due_at=None if ended else m.due_at,
+                        exit_reason=m.exit_reason,
+                        seq=inst.seq + n,
+                        woken_by=None if n else inst.woken_by,
+                        **(
+                            {} if inst.instance_id in keep else {"owner": None, "lease_until": None}
+                        ),
+                        updated_at=now,
+                    )
+                )
+                if done.rowcount != 1:
+                    continue
+                _log(conn, inst, [(inst.seq + k, r) for k, r in enumerate(m.records)], now)
+                if ended:
+                    _release_member(conn, inst)
+                applied.append(m)
+        return applied
+
+    def release(self, ids: Sequence[str], owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(journey_instances)
+                .where(
+                    and_(
+                        journey_instances.c.instance_id.in_(list(ids)),
+                        journey_instances.c.owner == owner,
+                    )
+                )
+                .values(owner=None, lease_until=None)
+            )
+
+    def counts(self, journey_id: str) -> dict[str, dict[str, int]]:
+        """Instances by state, and live ones by current step."""
+        with self.engine.connect() as conn:
+            by_state = conn.execute(
+                select(journey_instances.c.state, func.count())
+                .where(journey_instances.c.journey_id == journey_id)
+                .group_by(journey_instances.c.state)
+            ).all()
+            by_step = conn.execute(
+                select(journey_instances.c.step, func.count())
+                .where(
+                    and_(
+                        journey_instances.c.journey_id == journey_id,
+                        journey_instances.c.state == LIVE,
+                    )
+                )
+                .group_by(journey_instances.c.step)
+            ).all()
+            exits = conn.execute(
+                select(journey_instances.c.exit_reason, func.count())
+                .where(
+                    and_(
+                        journey_instances.c.journey_id == journey_id,
+                        journey_instances.c.state == EXITED,
+                    )
+                )
+                .group_by(journey_instances.c.exit_reason)
+            ).all()
+        return {
+            "state": {str(s): int(n) for s, n in by_state},
+            "at_step": {str(s): int(n) for s, n in by_step},
+            "exited": {str(s): int(n) for s, n in exits},
+        }
+
+    def step_outcomes(self, journey_id: str) -> list[tuple[str, str, bool, int]]:
+        """(step, outcome, holdout, count) over the step log."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    journey_steps.c.step_id,
+                    journey_steps.c.outcome,
+                    journey_steps.c.holdout,
+                    func.count(),
+                )
+                .where(journey_steps.c.journey_id == journey_id)
+                .group_by(journey_steps.c.step_id, journey_steps.c.outcome, journey_steps.c.holdout)
+            ).all()
+        return [(str(s), str(o), bool(h), int(n)) for s, o, h, n in rows]
+
+
+__all__ = [
+    "COMPLETED",
+    "EXITED",
+    "LIVE",
+    "Instance",
+    "Instances",
+    "Move",
+    "NewInstance",
+    "StepRecord",
+    "end",
+    "insert_instances",
+    "live_of",
+    "members",
+    "wake",
+]
+
+
+def conversion_counts(
+    engine: Engine, journey_id: str, event_type: str, until: datetime
+) -> dict[bool, tuple[int, int]]:
+    """Per arm (holdout or not): instances, and those whose customer had an event of
+    ``event_type`` after entering (up to ``until``)."""
+    from sluice.store.schema import events
+
+    converted = (
+        select(events.c.event_id)
+        .where(
+            and_(
+                events.c.customer_id == journey_instances.c.customer_id,
+                events.c.type == event_type,
+                events.c.occurred_at >= journey_instances.c.entered_at,
+                events.c.occurred_at <= until,
+            )
+        )
+        .exists()
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                journey_instances.c.holdout,
+                func.count(),
+                func.sum(case((converted, 1), else_=0)),
+            )
+            .where(journey_instances.c.journey_id == journey_id)
+            .group_by(journey_instances.c.holdout)
+        ).all()
+    return {bool(h): (int(n), int(k or 0)) for h, n, k in rows}
+
+
+def next_due(engine: Engine) -> datetime | None:
+    """The earliest time something is due: a live instance's step or a deferred send."""
+    from sluice.store.reservations import DEFERRED
+    from sluice.store.schema import deliveries
+
+    with engine.connect() as conn:
+        step = conn.execute(
+            select(func.min(journey_instances.c.due_at)).where(journey_instances.c.state == LIVE)
+        ).scalar()
+        send = conn.execute(
+            select(func.min(deliveries.c.send_after)).where(deliveries.c.state == DEFERRED)
+        ).scalar()
+    times = [t for t in (utc(step), utc(send)) if t is not None]
+    return min(times) if times else None
