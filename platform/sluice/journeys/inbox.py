@@ -132,7 +132,7 @@ def _flush(
                 0,
                 n.due_at,
                 None,
-            )  # fmt: skip
+            )
         )
     new.clear()
 
