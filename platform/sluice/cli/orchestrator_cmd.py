@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,10 +20,17 @@ app = typer.Typer(
 log = logging.getLogger("sluice.orchestrator")
 
 
-def _health(port: int, alive: threading.Event) -> ThreadingHTTPServer:
+STALE_S = 120.0
+"""The health check fails when the loop has not finished a step for this long."""
+
+
+def _health(port: int, beat: list[float]) -> ThreadingHTTPServer:
+    """``GET /healthz``: 200 while the loop finished a step within :data:`STALE_S`."""
+
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            ok = self.path == "/healthz" and alive.is_set()
+            fresh = bool(beat) and time.monotonic() - beat[-1] < STALE_S
+            ok = self.path == "/healthz" and fresh
             self.send_response(200 if ok else 503)
             self.end_headers()
             self.wfile.write(b"ok\n" if ok else b"not ready\n")
@@ -82,17 +90,17 @@ def run(
         guardrails=guardrails,
     )
     stop = threading.Event()
-    alive = threading.Event()
+    beat: list[float] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if max_seconds is not None:
         threading.Timer(max_seconds, stop.set).start()
-    server = _health(health_port, alive) if health_port else None
+    server = _health(health_port, beat) if health_port else None
     orchestrator = Orchestrator(config, secret(settings.home_dir), settings.clock)
     totals: dict[str, int] = {"events": 0, "steps": 0, "sends": 0}
 
     def on_step(report: Any) -> None:
-        alive.set()
+        beat[:] = [time.monotonic()]
         totals["events"] += report.events
         totals["steps"] += report.steps
         totals["sends"] += report.sends

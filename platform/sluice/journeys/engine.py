@@ -30,7 +30,7 @@ from sluice.contracts.journey import JourneySpec
 from sluice.coordinator.core import CoordinatorCore
 from sluice.generation.cache import DraftCache
 from sluice.journeys.context import Profiles, Scored, Scorer
-from sluice.journeys.entries import EntryRequest, Member, admit
+from sluice.journeys.entries import EntryRequest, enter_many
 from sluice.journeys.inbox import Applied, apply_inbox
 from sluice.journeys.sends import SendContext, candidates, send_outcome_label
 from sluice.journeys.steps import Facts, SeenEvent, walk
@@ -42,8 +42,6 @@ from sluice.store.instances import (
     Instances,
     Move,
     StepRecord,
-    insert_instances,
-    members,
 )
 from sluice.store.journey_sends import send_outcomes
 from sluice.store.journeys import ACTIVE, Journeys
@@ -111,28 +109,10 @@ class JourneyEngine:
     # -- entries through the API or a schedule ------------------------------------------
     def enter(self, journey_id: str, requests: Sequence[EntryRequest]) -> dict[str, str]:
         """Enter customers directly; per customer, the instance id or ``refused:<why>``."""
-        spec = self.specs[journey_id]
-        result: dict[str, str] = {}
         if journey_id not in self.active:
             return {r.customer_id: "refused:paused" for r in requests}
-        zone = self._zone(journey_id)
-        now = self.clock.now()
-        with self.engine.begin() as conn:
-            standing = {
-                c: Member(int(r.entries), r.last_entered_at, r.live_instance is not None)
-                for c, r in members(conn, journey_id, [r.customer_id for r in requests]).items()
-            }
-            new = []
-            for req in requests:
-                inst, why = admit(spec, req, standing.get(req.customer_id), zone(req.customer_id))
-                if inst is None:
-                    result[req.customer_id] = f"refused:{why}"
-                    continue
-                new.append(inst)
-                standing[req.customer_id] = Member(inst.generation + 1, inst.entered_at, True)
-                result[req.customer_id] = inst.instance_id
-            insert_instances(conn, new, now)
-        return result
+        spec = self.specs[journey_id]
+        return enter_many(self.engine, spec, requests, self._zone(journey_id), self.clock.now())
 
     # -- the tick ---------------------------------------------------------------------
     def apply_events(self) -> Applied:

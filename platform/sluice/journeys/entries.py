@@ -10,7 +10,7 @@ an entry applied twice is one instance.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,8 @@ from typing import Any
 from sluice.contracts.journey import JourneySpec, ReentryAfter
 from sluice.hashing import unit_hash
 from sluice.journeys.steps import due_on_arrival
-from sluice.store.instances import NewInstance
+from sluice.store.db import Engine
+from sluice.store.instances import NewInstance, insert_instances, members
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,31 @@ def admit(
         ),
         None,
     )
+
+
+def enter_many(
+    engine: Engine,
+    spec: JourneySpec,
+    requests: Sequence[EntryRequest],
+    zone: Callable[[str], str],
+    now: datetime,
+) -> dict[str, str]:
+    """Admit entries in one transaction; per customer, the instance id or ``refused:<why>``."""
+    result: dict[str, str] = {}
+    with engine.begin() as conn:
+        found = members(conn, spec.journey_id, [r.customer_id for r in requests])
+        standing = {
+            c: Member(int(r.entries), r.last_entered_at, r.live_instance is not None)
+            for c, r in found.items()
+        }
+        new = []
+        for req in requests:
+            made, why = admit(spec, req, standing.get(req.customer_id), zone(req.customer_id))
+            if made is None:
+                result[req.customer_id] = f"refused:{why}"
+                continue
+            new.append(made)
+            standing[req.customer_id] = Member(made.generation + 1, made.entered_at, True)
+            result[req.customer_id] = made.instance_id
+        insert_instances(conn, new, now)
+    return result

@@ -51,6 +51,7 @@ from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import SluiceError, UnavailableError
 from sluice.serve.engine import ScoreJob, ScoreOutcome
 from sluice.serve.events_routes import add_event_routes, redact, redact_logs
+from sluice.serve.journey_routes import add_journey_routes
 from sluice.serve.metrics import NoMetrics, ServiceMetrics
 from sluice.settings import SluiceSettings
 from sluice.store.reviews import ReviewItem
@@ -301,6 +302,7 @@ def create_api(
         add_review_routes(api, Annotated[KeyRecord, Depends(require(Scope.ADMIN))], settings)
         events_key = Annotated[KeyRecord, Depends(require(Scope.EVENTS))]
         add_event_routes(api, events_key, ERRORS, settings)
+        add_journey_routes(api, events_key, ERRORS, settings)
     api.add_middleware(RequestIds, metrics=metrics, fallback=request_id, echo=echo_request_id)
     return api
 

@@ -92,9 +92,18 @@ def _instance(r: Any) -> Instance:
     )
 
 
-def members(conn: Connection, journey_id: str, customer_ids: Sequence[str]) -> dict[str, Any]:
-    """Membership rows (entries, last entry, live instance) by customer."""
-    out: dict[str, Any] = {}
+@dataclass(frozen=True)
+class Membership:
+    entries: int
+    last_entered_at: datetime | None
+    live_instance: str | None
+
+
+def members(
+    conn: Connection, journey_id: str, customer_ids: Sequence[str]
+) -> dict[str, Membership]:
+    """Membership (entries, last entry, live instance) by customer."""
+    out: dict[str, Membership] = {}
     ids = list(dict.fromkeys(customer_ids))
     for i in range(0, len(ids), 500):
         rows = conn.execute(
@@ -105,7 +114,12 @@ def members(conn: Connection, journey_id: str, customer_ids: Sequence[str]) -> d
                 )
             )
         )
-        out.update({r.customer_id: r for r in rows})
+        out.update(
+            {
+                r.customer_id: Membership(int(r.entries), utc(r.last_entered_at), r.live_instance)
+                for r in rows
+            }
+        )
     return out
 
 
