@@ -34,6 +34,10 @@ def demo(
         "jobs/spring-boots.yaml"
     ),
     no_campaign: Annotated[bool, typer.Option("--no-campaign", help="Stop after scoring.")] = False,
+    journey: Annotated[Path, typer.Option(help="Journey spec the orchestrator runs.")] = Path(
+        "jobs/cart-abandonment.yaml"
+    ),
+    no_journey: Annotated[bool, typer.Option("--no-journey", help="No journey.")] = False,
     no_llm: Annotated[
         bool, typer.Option("--no-llm", help="Approved copy only; no LLM deployment.")
     ] = False,
@@ -61,6 +65,7 @@ def demo(
             as_of=as_of.date() if as_of else None,
             workdir=workdir,
             campaign=None if no_campaign else campaign,
+            journey=None if no_journey else journey,
             llm=not no_llm,
             llm_prompts=llm_prompts,
         ),
@@ -98,8 +103,34 @@ def demo(
                     f"{generation.get('generated')} / {generation.get('fallback')}",
                 ]
             ]
+    journey_figures = figures.get("journey")
+    if journey_figures:
+        rows += _journey_rows(journey_figures, figures)
     console.print(table("Sluice demo", ["", ""], rows))
     emit_json(figures)
+
+
+def _journey_rows(j: dict[str, object], figures: dict[str, object]) -> list[list[str]]:
+    """The journey's funnel, step by step, treated (holdout)."""
+    rows = [[f"journey {j['journey_id']}", f"{figures['journey_s']} s"]]
+    rows += [["  entered", f"{j['entries']:,}"]]
+    steps = j["steps"]
+    assert isinstance(steps, list)
+    for s in steps:
+        for outcome, arms in sorted(s["outcomes"].items()):
+            held = arms.get("holdout", 0)
+            rows += [
+                [
+                    f"  {s['step']}: {outcome}",
+                    f"{arms.get('treated', 0):,}" + (f" (holdout {held:,})" if held else ""),
+                ]
+            ]
+    exited = j["exited"]
+    assert isinstance(exited, dict)
+    rows += [[f"  exited: {k}", f"{v:,}"] for k, v in sorted(exited.items())]
+    rows += [["  still waiting (quiet hours)", f"{j['live']:,}"]]
+    rows += [["  emails in the mail sink", f"{figures['journey_emails_received']:,}"]]
+    return rows
 
 
 SCENARIO_CUSTOMERS = 40_000

@@ -1,6 +1,7 @@
 """The demo pipeline: synthesise a base, build features, train, promote, batch-score,
 then run the example campaign (``jobs/spring-boots.yaml``) through the gates to a real
-SMTP server.
+SMTP server, and the example journey (``jobs/cart-abandonment.yaml``) with the
+orchestrator on a compressed clock.
 
 Everything runs on embedded defaults under ``SLUICE_HOME``: a local Ray cluster, MLflow
 on SQLite, local files, the local mail sink. The audience directory gets one malformed
@@ -49,6 +50,8 @@ class DemoConfig:
     """Draft copy for the top prompt keys with the CPU LLM deployment."""
     llm_prompts: int = 4
     llm_config: Path = Path("deployments/llm-cpu.yaml")
+    journey: Path | None = Path("jobs/cart-abandonment.yaml")
+    """The journey the orchestrator runs at the end (None: no journey)."""
 
 
 def _malformed_upload(good: Path, out: Path) -> int:
@@ -138,6 +141,10 @@ def run_demo(
     figures: dict[str, Any] = {}
     if config.campaign is not None:
         figures = _campaign(config, settings, work, calendar, step)
+    if config.journey is not None:
+        from sluice.demo.journey import JourneyDemo, run_journey_demo
+
+        figures.update(run_journey_demo(JourneyDemo(spec=config.journey), settings, work, step))
     return {
         **figures,
         "as_of": calendar.as_of.isoformat(),

@@ -110,7 +110,8 @@ class Orchestrator:
             report.counts["stream_parked"] += polled.parked
         if self.timers.due("schedules", self.config.schedules_s):
             report.counts.update(self.schedules())
-        report.add(self.engine.tick())
+        # One round, so the stream is read again before the next batch of steps.
+        report.add(self.engine.tick(max_rounds=1))
         for counts in self.deferred.deliver_due().values():
             report.counts.update({f"deferred:{k}": v for k, v in counts.items()})
         if self.config.guardrails and self.timers.due("guardrails", self.config.guardrails_s):
@@ -121,8 +122,18 @@ class Orchestrator:
         self, stop: threading.Event, on_step: Callable[[TickReport], None] | None = None
     ) -> None:
         """Step until ``stop`` is set; idle steps pause ``poll_s``."""
+        failures = 0
         while not stop.is_set():
-            report = self.step()
+            try:
+                report = self.step()
+            except Exception:
+                # Nothing is lost: unacknowledged stream entries come back, claimed
+                # instances return when their lease ends. Back off and carry on.
+                failures += 1
+                log.exception("orchestrator step failed (%d in a row)", failures)
+                stop.wait(min(30.0, self.config.poll_s * 2**failures))
+                continue
+            failures = 0
             if on_step is not None:
                 on_step(report)
             if not (report.events or report.steps or report.sends):

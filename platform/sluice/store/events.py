@@ -209,14 +209,23 @@ class EventStore:
 
 
 def _columns(e: OutcomeEvent | CustomerEvent) -> dict[str, Any]:
+    """The type-dependent columns (every row of a multi-row insert names the same ones)."""
     if isinstance(e, CustomerEvent):
-        return {"type": e.type, "properties": _properties(e)}
+        return {
+            "type": e.type,
+            "run_id": None,
+            "campaign_id": None,
+            "channel": None,
+            "revenue": None,
+            "properties": _properties(e),
+        }
     return {
         "type": e.type.value,
         "run_id": e.run_id,
         "campaign_id": e.campaign_id,
         "channel": e.channel.value if e.channel else None,
         "revenue": e.revenue,
+        "properties": None,
     }
 
 

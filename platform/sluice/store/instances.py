@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Update
 
 from sluice.store.db import utc
 from sluice.store.dialect import upsert_insert
@@ -252,27 +253,68 @@ def _release_member(conn: Connection, inst: Instance) -> None:
     )
 
 
+def _log_rows(
+    inst: Instance, records: Sequence[tuple[int, StepRecord]], now: datetime
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "instance_id": inst.instance_id,
+            "seq": seq,
+            "journey_id": inst.journey_id,
+            "step_id": r.step_id,
+            "kind": r.kind,
+            "outcome": r.outcome,
+            "holdout": inst.holdout,
+            "detail": json.dumps(r.detail, default=str) if r.detail else None,
+            "at": now,
+        }
+        for seq, r in records
+    ]
+
+
 def _log(
     conn: Connection, inst: Instance, records: Sequence[tuple[int, StepRecord]], now: datetime
 ) -> None:
     if records:
-        conn.execute(
-            journey_steps.insert(),
-            [
-                {
-                    "instance_id": inst.instance_id,
-                    "seq": seq,
-                    "journey_id": inst.journey_id,
-                    "step_id": r.step_id,
-                    "kind": r.kind,
-                    "outcome": r.outcome,
-                    "holdout": inst.holdout,
-                    "detail": json.dumps(r.detail, default=str) if r.detail else None,
-                    "at": now,
-                }
-                for seq, r in records
-            ],
+        conn.execute(journey_steps.insert(), _log_rows(inst, records, now))
+
+
+def _move_statement(release: bool) -> Update:
+    """The compare-and-set of one move, built once: executed per move with its values
+    (bound parameters), so a commit of many moves compiles nothing."""
+    c = journey_instances.c
+    values: dict[str, Any] = {
+        name: bindparam(f"m_{name}", type_=c[name].type)
+        for name in ("state", "step", "due_at", "exit_reason", "seq", "woken_by", "updated_at")
+    }
+    if release:
+        values.update(owner=None, lease_until=None)
+    return (
+        update(journey_instances)
+        .where(
+            and_(
+                c.instance_id == bindparam("w_instance_id", type_=c.instance_id.type),
+                c.seq == bindparam("w_seq", type_=c.seq.type),
+                c.state == LIVE,
+                c.owner == bindparam("w_owner", type_=c.owner.type),
+            )
         )
+        .values(values)
+    )
+
+
+_MOVE_KEEP, _MOVE_RELEASE = _move_statement(False), _move_statement(True)
+_RELEASE_MEMBER = (
+    update(journey_members)
+    .where(
+        and_(
+            journey_members.c.journey_id == bindparam("w_journey_id"),
+            journey_members.c.customer_id == bindparam("w_customer_id"),
+            journey_members.c.live_instance == bindparam("w_instance_id"),
+        )
+    )
+    .values(live_instance=None)
+)
 
 
 class Instances:
@@ -319,40 +361,46 @@ class Instances:
         applied (a move whose instance changed meanwhile, e.g. exited, is dropped).
         Instances in ``keep`` stay claimed (their send is next)."""
         applied: list[Move] = []
+        logged: list[dict[str, Any]] = []
+        released: list[dict[str, Any]] = []
         with self.engine.begin() as conn:
             for m in moves:
                 inst = m.instance
                 n = len(m.records)
                 ended = m.state != LIVE
                 done = conn.execute(
-                    update(journey_instances)
-                    .where(
-                        and_(
-                            journey_instances.c.instance_id == inst.instance_id,
-                            journey_instances.c.seq == inst.seq,
-                            journey_instances.c.state == LIVE,
-                            journey_instances.c.owner == owner,
-                        )
-                    )
-                    .values(
-                        state=m.state,
-                        step=None if ended else m.step,
-                        due_at=None if ended else m.due_at,
-                        exit_reason=m.exit_reason,
-                        seq=inst.seq + n,
-                        woken_by=None if n else inst.woken_by,
-                        **(
-                            {} if inst.instance_id in keep else {"owner": None, "lease_until": None}
-                        ),
-                        updated_at=now,
-                    )
+                    _MOVE_KEEP if inst.instance_id in keep else _MOVE_RELEASE,
+                    {
+                        "w_instance_id": inst.instance_id,
+                        "w_seq": inst.seq,
+                        "w_owner": owner,
+                        "m_state": m.state,
+                        "m_step": None if ended else m.step,
+                        "m_due_at": None if ended else m.due_at,
+                        "m_exit_reason": m.exit_reason,
+                        "m_seq": inst.seq + n,
+                        "m_woken_by": None if n else inst.woken_by,
+                        "m_updated_at": now,
+                    },
                 )
                 if done.rowcount != 1:
                     continue
-                _log(conn, inst, [(inst.seq + k, r) for k, r in enumerate(m.records)], now)
+                logged += _log_rows(inst, [(inst.seq + k, r) for k, r in enumerate(m.records)], now)
                 if ended:
-                    _release_member(conn, inst)
+                    released.append(
+                        {
+                            "w_journey_id": inst.journey_id,
+                            "w_customer_id": inst.customer_id,
+                            "w_instance_id": inst.instance_id,
+                        }
+                    )
                 applied.append(m)
+            # The step log rows and released memberships of the applied moves: one
+            # statement each, in the same transaction as the moves.
+            if logged:
+                conn.execute(journey_steps.insert(), logged)
+            if released:
+                conn.execute(_RELEASE_MEMBER, released)
         return applied
 
     def release(self, ids: Sequence[str], owner: str) -> None:
@@ -367,6 +415,19 @@ class Instances:
                 )
                 .values(owner=None, lease_until=None)
             )
+
+    def soonest(self, journey_id: str) -> datetime | None:
+        """When the journey's next live instance is due (None: none is live)."""
+        with self.engine.connect() as conn:
+            at = conn.execute(
+                select(func.min(journey_instances.c.due_at)).where(
+                    and_(
+                        journey_instances.c.journey_id == journey_id,
+                        journey_instances.c.state == LIVE,
+                    )
+                )
+            ).scalar()
+        return utc(at)
 
     def counts(self, journey_id: str) -> dict[str, dict[str, int]]:
         """Instances by state, and live ones by current step."""

@@ -85,3 +85,17 @@ class LedgerReads:
                 )
             )
             return {d: int(n) for d, n in rows}
+
+    def messaged(self, customer_ids: Sequence[str]) -> set[str]:
+        """Those of ``customer_ids`` with any message booked in the ledger."""
+        found: set[str] = set()
+        ids = list(customer_ids)
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                rows = conn.execute(
+                    select(deliveries.c.customer_id)
+                    .where(deliveries.c.customer_id.in_(ids[i : i + 500]))
+                    .distinct()
+                )
+                found.update(str(r[0]) for r in rows)
+        return found
