@@ -41,3 +41,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     # ... and its report, self-contained HTML with the run id in it.
     report = Path(figures["report"]).read_text()
     assert figures["campaign_run_id"] in report and "http://" not in report
+    # The cart-abandonment journey, run by the orchestrator from the event stream: buyers
+    # left at once, the rest got the reminder in the mail sink (or wait for their morning).
+    journey = figures["journey"]
+    steps = {step["step"]: step["outcomes"] for step in journey["steps"]}
+    assert journey["entries"] > 1_000
+    assert journey["exited"].get("event:purchase", 0) > 100
+    reminded = steps["remind"].get("sent", {}).get("treated", 0)
+    assert reminded > 0 and figures["journey_emails_received"] == reminded
+    assert steps["remind"]["holdout"]["holdout"] > 0
+    assert "sent" not in steps["remind"] or "holdout" not in steps["remind"]["sent"]

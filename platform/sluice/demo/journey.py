@@ -10,6 +10,7 @@ sink and the text to the outbox, and the summary shows the journey's funnel.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import secrets
 import threading
@@ -90,6 +91,13 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 """Tried when ``SLUICE_REDIS_URL`` is unset: a Redis on this machine carries the events."""
 
 
+def demo_stream(settings: SluiceSettings) -> str:
+    """The demo's own stream, one per Sluice home: a configured production stream is
+    never written to, and demos of other homes never read each other's events."""
+    digest = hashlib.sha256(str(settings.home_dir.resolve()).encode()).hexdigest()[:12]
+    return f"sluice:demo:{digest}"
+
+
 def stream_url(settings: SluiceSettings) -> str | None:
     """The Redis the demo's events go through, if one answers."""
     import redis
@@ -112,7 +120,7 @@ def _publisher(settings: SluiceSettings, url: str | None) -> Callable[[list[dict
         client = redis.Redis.from_url(url, decode_responses=True)
 
         def to_stream(events: list[dict[str, Any]]) -> str:
-            publish(client, settings.events_stream, events)
+            publish(client, demo_stream(settings), events)
             return "Redis stream"
 
         return to_stream
@@ -153,7 +161,7 @@ def run_journey_demo(
         OrchestratorConfig(
             EngineConfig(settings.effective_database_url, settings.home_dir, batch=200),
             redis_url=url,
-            stream=settings.events_stream,
+            stream=demo_stream(settings),
             poll_s=0.05,
             reload_s=0.5,
         ),

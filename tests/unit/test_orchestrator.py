@@ -1,0 +1,85 @@
+"""The orchestrator's timers: scheduled journey audiences, deferred sends after a
+restart, and guardrail checks of canary runs (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import select
+from test_journeys import KEYS, T0, World, cart
+
+from sluice.journeys.engine import EngineConfig
+from sluice.orchestrator.loop import Orchestrator, OrchestratorConfig
+from sluice.settings import SluiceSettings
+from sluice.store.runs import Runs
+from sluice.store.schema import deliveries, journey_instances
+
+
+def orchestrator(w: World, root: Path, **extra: object) -> Orchestrator:
+    config = OrchestratorConfig(EngineConfig(w.url, root, batch=50), **extra)  # type: ignore[arg-type]
+    return Orchestrator(config, KEYS, w.clock)
+
+
+def test_a_scheduled_audience_enters_once_per_cron_time(
+    db_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    audience = tmp_path / "audience.parquet"
+    pq.write_table(pa.table({"customer_id": ["c000", "c001"], "cart_id": ["k0", "k1"]}), audience)
+    entry = {"schedule": {"cron": "0 9 * * *", "audience": str(audience)}, "keys": ["cart_id"]}
+    w = World(db_settings, tmp_path, 2, entry=entry, reentry="always")
+    w.engine.close()
+    orch = orchestrator(w, tmp_path)
+    w.clock.set(T0.replace(hour=8))  # first seen before 09:00: nothing due yet
+    assert not orch.schedules()
+    w.clock.set(T0.replace(hour=9, minute=1))
+    assert orch.schedules() == {"scheduled:cart": 2}
+    assert orch.schedules() == {}  # the same time is not entered twice
+    restarted = orchestrator(w, tmp_path)  # state is in the database
+    assert restarted.schedules() == {}
+    with w.db.connect() as conn:
+        entered = conn.execute(select(journey_instances.c.customer_id)).all()
+    assert sorted(c for (c,) in entered) == ["c000", "c001"]
+    orch.close()
+    restarted.close()
+
+
+def test_a_restarted_orchestrator_delivers_what_quiet_hours_deferred(
+    db_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    steps = [{"id": "remind", "send": {"channel": "email", "offer": {"id": "loyalty-double-points"}}}]
+    gates = {"quiet_hours": {"start": "12:00", "end": "18:00"}}  # 13:00 in Berlin: deferred
+    w = World(db_settings, tmp_path, 1, steps=steps, gates=gates)
+    w.events(cart("c000", "k0"))
+    w.at(timedelta(seconds=1))
+    assert w.ledger("c000") == [("email", "deferred")]
+    w.engine.close()
+    orch = orchestrator(w, tmp_path)  # a new process: no coordinator of that run yet
+    w.clock.set(T0 + timedelta(hours=6))  # 19:00 in Berlin
+    orch.step()
+    assert w.ledger("c000") == [("email", "sent")]
+    outbox = list((tmp_path / "outbox").rglob("*.jsonl"))
+    assert sum(len(p.read_text().splitlines()) for p in outbox) == 1
+    with w.db.connect() as conn:
+        (after,) = conn.execute(select(deliveries.c.send_after)).one()
+    assert after is not None
+    orch.close()
+
+
+def test_guardrails_are_checked_for_canary_runs_on_a_timer(
+    db_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    w = World(db_settings, tmp_path, 1)
+    w.engine.close()
+    runs = Runs(w.db, w.clock)
+    runs.start("with-canary", "spring", {"canary": {"share_pct": 10}}, dry_run=False)
+    runs.start("plain", "spring", {"canary": None}, dry_run=False)
+    runs.start("rehearsal", "spring", {"canary": {"share_pct": 10}}, dry_run=True)
+    checked: list[str] = []
+    orch = orchestrator(w, tmp_path, guardrails=checked.append, guardrails_s=3600.0)
+    orch.step()
+    orch.step()  # within the interval: not again
+    assert checked == ["with-canary"]
+    orch.close()
