@@ -49,7 +49,8 @@ def test_a_scheduled_audience_enters_once_per_cron_time(
 def test_a_restarted_orchestrator_delivers_what_quiet_hours_deferred(
     db_settings: SluiceSettings, tmp_path: Path
 ) -> None:
-    steps = [{"id": "remind", "send": {"channel": "email", "offer": {"id": "loyalty-double-points"}}}]
+    offer = {"id": "loyalty-double-points"}
+    steps = [{"id": "remind", "send": {"channel": "email", "offer": offer}}]
     gates = {"quiet_hours": {"start": "12:00", "end": "18:00"}}  # 13:00 in Berlin: deferred
     w = World(db_settings, tmp_path, 1, steps=steps, gates=gates)
     w.events(cart("c000", "k0"))
