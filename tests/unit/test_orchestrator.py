@@ -84,3 +84,38 @@ def test_guardrails_are_checked_for_canary_runs_on_a_timer(
     orch.step()  # within the interval: not again
     assert checked == ["with-canary"]
     orch.close()
+
+
+def test_a_scheduled_campaign_starts_once_per_cron_time(
+    db_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    import sys
+    import time
+
+    import yaml
+
+    w = World(db_settings, tmp_path, 1)
+    w.engine.close()
+    spec = yaml.safe_load((Path(__file__).parents[2] / "jobs" / "spring-boots.yaml").read_text())
+    spec["schedule"] = {"cron": "0 6 * * *", "missed": "run_once"}
+    path = tmp_path / "spring.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    marks = tmp_path / "launched"
+
+    def command(spec_path: Path, run_id: str) -> list[str]:
+        # Stands in for `sluice campaign run`: records the run id it was started with.
+        line = f"open({str(marks)!r}, 'a').write({run_id!r} + chr(10))"
+        return [sys.executable, "-c", line]
+
+    orch = orchestrator(w, tmp_path, campaigns=(path,), campaign_command=command)
+    w.clock.set(T0.replace(hour=5))
+    assert orch.schedules() == {}
+    w.clock.set(T0 + timedelta(days=2, hours=-4))  # two 06:00s missed: one run for both
+    assert orch.schedules() == {"launched:spring-boots": 1}
+    orch.launched["campaign:spring-boots"].wait(30)
+    assert orch.schedules() == {}
+    deadline = time.monotonic() + 30
+    while not marks.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marks.read_text().split() == ["spring-boots-20261209T0600Z"]  # the latest time
+    orch.close()

@@ -94,7 +94,9 @@ def run(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if max_seconds is not None:
-        threading.Timer(max_seconds, stop.set).start()
+        timer = threading.Timer(max_seconds, stop.set)
+        timer.daemon = True  # a signal stops the loop without waiting for the timer
+        timer.start()
     server = _health(health_port, beat) if health_port else None
     orchestrator = Orchestrator(config, secret(settings.home_dir), settings.clock)
     totals: dict[str, int] = {"events": 0, "steps": 0, "sends": 0}

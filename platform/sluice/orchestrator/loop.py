@@ -52,6 +52,15 @@ class OrchestratorConfig:
     """Campaign specs whose ``schedule:`` the orchestrator keeps."""
     guardrails: Callable[[str], Any] | None = None
     """Evaluates (and acts on) one run's guardrails."""
+    campaign_command: Callable[[Path, str], list[str]] = field(
+        default_factory=lambda: campaign_run_command
+    )
+    """The command that runs a scheduled campaign (spec, run id)."""
+
+
+def campaign_run_command(spec: Path, run_id: str) -> list[str]:
+    """``sluice campaign run SPEC --run-id ID`` in this interpreter."""
+    return [sys.executable, "-m", "sluice", "campaign", "run", str(spec), "--run-id", run_id]
 
 
 @dataclass
@@ -182,14 +191,16 @@ class Orchestrator:
         at = due(spec.schedule.cron, spec.schedule.missed, last, now, created)
         if at is None:
             return {}
+        # The run id is the scheduled time's: started twice (a crash between the launch and
+        # the mark), the second start resumes the same run, which delivers exactly once.
         run_id = scheduled_run_id(spec.campaign_id, at)
+        started = Runs(self.engine.engine).get(run_id) is not None
+        if not started:
+            log.info("starting scheduled run %s of %s", run_id, path)
+            command = self.config.campaign_command(path, run_id)
+            self.launched[subject] = subprocess.Popen(command)
         self.engine.journeys.mark_scheduled(subject, at)
-        if Runs(self.engine.engine).get(run_id) is not None:
-            return {}
-        log.info("starting scheduled run %s of %s", run_id, path)
-        command = [sys.executable, "-m", "sluice", "campaign", "run", str(path), "--run-id", run_id]
-        self.launched[subject] = subprocess.Popen(command)
-        return {f"launched:{spec.campaign_id}": 1}
+        return {} if started else {f"launched:{spec.campaign_id}": 1}
 
     # -- guardrails --------------------------------------------------------------------------
     def check_guardrails(self) -> None:
