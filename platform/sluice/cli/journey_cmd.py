@@ -143,3 +143,27 @@ def simulate(
         f"rejected events {result.rejected:,}; LLM calls {result.llm_calls:,}"
     )
     emit_json(result.summary())
+
+
+@app.command("report")
+def report(
+    journey_id: Annotated[str, typer.Argument()],
+    out: Annotated[Path, typer.Option(help="HTML file to write.")],
+) -> None:
+    """A self-contained HTML report of the journey's funnel: each step against the step
+    it comes from, exits by reason, where live instances stand, conversions and lift."""
+    from sluice.contracts.journey import JourneySpec
+    from sluice.journeys.funnel import funnel
+    from sluice.report.journey_html import write_journey_report
+    from sluice.store.db import connect
+    from sluice.store.journeys import Journeys
+
+    settings = get_settings()
+    engine = connect(settings.effective_database_url)
+    record = Journeys(engine, settings.clock).get(journey_id)
+    spec = JourneySpec.model_validate(record.spec)
+    now = settings.clock.now()
+    figures = funnel(engine, spec, now)
+    path = write_journey_report(figures, spec, out, status=record.status, generated_at=now)
+    console.print(f"report: {path}")
+    emit_json({"report": str(path), "journey_id": journey_id})
