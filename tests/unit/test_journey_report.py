@@ -4,14 +4,16 @@ conversions and lift; escaping, no external references; a real journey through t
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.unit.test_journeys import World, cart, spec_data
-from typer.testing import CliRunner
 
 from sluice.contracts.journey import JourneySpec
 from sluice.journeys.funnel import funnel
@@ -254,21 +256,25 @@ def test_a_real_journey_reports_its_funnel(db_settings: SluiceSettings, tmp_path
 def test_the_cli_writes_the_report_and_ends_with_a_json_line(
     db_settings: SluiceSettings, tmp_path: Path
 ) -> None:
-    from sluice.cli.app import app
-
     _run_journey(db_settings, tmp_path).engine.close()
     out = tmp_path / "reports" / "cart.html"
     url = db_settings.effective_database_url
-    env = {"SLUICE_HOME": str(db_settings.home), "SLUICE_DATABASE_URL": url}
-    result = CliRunner().invoke(app, ["journey", "report", "cart", "--out", str(out)], env=env)
-    assert result.exit_code == 0, result.output
-    last = json.loads(result.output.strip().splitlines()[-1])
+    env = {**os.environ, "SLUICE_HOME": str(db_settings.home), "SLUICE_DATABASE_URL": url}
+
+    def report(journey_id: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sluice", "journey", "report", journey_id, "--out", str(out)],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+
+    result = report("cart")
+    assert result.returncode == 0, result.stderr
+    last = json.loads(result.stdout.strip().splitlines()[-1])
     assert last == {"report": str(out.resolve()), "journey_id": "cart"}
-    assert str(out.resolve()) in result.output.replace("\n", "")
+    assert str(out.resolve()) in result.stdout.replace("\n", "")
     html = out.read_text(encoding="utf-8")
     assert _cell(html, "data-funnel", "remind").group(1) == "3"
-    missing = CliRunner().invoke(app, ["journey", "report", "nope", "--out", str(out)], env=env)
-    assert missing.exit_code != 0
+    assert report("nope").returncode != 0
 
 
 def test_report_in_chromium(tmp_path: Path) -> None:
