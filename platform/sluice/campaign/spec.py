@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sluice.contracts.campaign import CampaignSpec, OutboxChannel
 from sluice.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def expand(path: Path | str, home: Path) -> Path:
@@ -39,19 +42,25 @@ def _resolve(base: Path, spec: CampaignSpec, home: Path) -> CampaignSpec:
     return spec.model_copy(update={"audience": audience, "channels": channels, "offers": offers})
 
 
-def load_spec(path: Path, home: Path) -> CampaignSpec:
-    """Read and validate a campaign spec; errors name the file and the field. ``home``:
-    the Sluice home that ``${SLUICE_HOME}`` in its paths stands for."""
+def read_spec(path: Path, model: type[M], kind: str) -> M:
+    """A YAML file validated as ``model``; errors name the file and the field (``kind``
+    says what the file should be: "campaign spec", "journey spec")."""
     if not path.is_file():
-        raise ConfigError(f"{path}: campaign spec not found", field="spec")
+        raise ConfigError(f"{path}: {kind} not found", field="spec")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}", field="spec") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a campaign spec is a mapping", field="spec")
+        raise ConfigError(f"{path}: a {kind} is a mapping", field="spec")
     try:
-        spec = CampaignSpec.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError.invalid(str(path), exc) from exc
+
+
+def load_spec(path: Path, home: Path) -> CampaignSpec:
+    """Read and validate a campaign spec; errors name the file and the field. ``home``:
+    the Sluice home that ``${SLUICE_HOME}`` in its paths stands for."""
+    spec = read_spec(path, CampaignSpec, "campaign spec")
     return _resolve(path.parent.resolve(), spec, home)

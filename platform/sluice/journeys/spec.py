@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
-from sluice.campaign.spec import expand
+from sluice.campaign.spec import expand, read_spec
 from sluice.contracts.campaign import OutboxChannel
 from sluice.contracts.journey import JourneySpec
-from sluice.errors import ConfigError
 
 
 def _resolve(base: Path, spec: JourneySpec, home: Path) -> JourneySpec:
@@ -46,16 +42,5 @@ def _resolve(base: Path, spec: JourneySpec, home: Path) -> JourneySpec:
 def load_journey(path: Path, home: Path) -> JourneySpec:
     """Read and validate a journey spec; errors name the file and the field. ``home``:
     the Sluice home that ``${SLUICE_HOME}`` in its paths stands for."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: journey spec not found", field="spec")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}", field="spec") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a journey spec is a mapping", field="spec")
-    try:
-        spec = JourneySpec.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError.invalid(str(path), exc) from exc
+    spec = read_spec(path, JourneySpec, "journey spec")
     return _resolve(path.parent.resolve(), spec, home)

@@ -430,37 +430,18 @@ class Instances:
         return utc(at)
 
     def counts(self, journey_id: str) -> dict[str, dict[str, int]]:
-        """Instances by state, and live ones by current step."""
-        with self.engine.connect() as conn:
-            by_state = conn.execute(
-                select(journey_instances.c.state, func.count())
-                .where(journey_instances.c.journey_id == journey_id)
-                .group_by(journey_instances.c.state)
-            ).all()
-            by_step = conn.execute(
-                select(journey_instances.c.step, func.count())
-                .where(
-                    and_(
-                        journey_instances.c.journey_id == journey_id,
-                        journey_instances.c.state == LIVE,
-                    )
-                )
-                .group_by(journey_instances.c.step)
-            ).all()
-            exits = conn.execute(
-                select(journey_instances.c.exit_reason, func.count())
-                .where(
-                    and_(
-                        journey_instances.c.journey_id == journey_id,
-                        journey_instances.c.state == EXITED,
-                    )
-                )
-                .group_by(journey_instances.c.exit_reason)
-            ).all()
+        """Instances by state, live ones by current step, exited ones by reason."""
+        ji = journey_instances
+
+        def by(column: Any, *where: Any) -> dict[str, int]:
+            query = select(column, func.count()).where(ji.c.journey_id == journey_id, *where)
+            with self.engine.connect() as conn:
+                return {str(k): int(n) for k, n in conn.execute(query.group_by(column))}
+
         return {
-            "state": {str(s): int(n) for s, n in by_state},
-            "at_step": {str(s): int(n) for s, n in by_step},
-            "exited": {str(s): int(n) for s, n in exits},
+            "state": by(ji.c.state),
+            "at_step": by(ji.c.step, ji.c.state == LIVE),
+            "exited": by(ji.c.exit_reason, ji.c.state == EXITED),
         }
 
     def step_outcomes(self, journey_id: str) -> list[tuple[str, str, bool, int]]:
