@@ -119,3 +119,44 @@ def test_a_scheduled_campaign_starts_once_per_cron_time(
         time.sleep(0.1)
     assert marks.read_text().split() == ["spring-boots-20261209T0600Z"]  # the latest time
     orch.close()
+
+
+def test_journey_messages_a_refusing_relay_left_owed_are_sent_once_it_takes_them(
+    db_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    """A relay that refuses the login marks the channel down: its messages stay reserved
+    while the instances walk on. Once the relay takes the login, the orchestrator's retry
+    sends each exactly once."""
+    import os
+    import socket
+
+    from sluice.devtools.mailsink import MailSink
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # The password is read where the run delivers, from the variable the spec names.
+    email = {"transport": "smtp", "host": "127.0.0.1", "port": port, "username": "sluice",
+             "password_env": "PATH", "allow_hosts": ["127.0.0.1"], "timeout_s": 5}  # fmt: skip
+    offer = {"id": "loyalty-double-points"}
+    steps = [{"id": "remind", "send": {"channel": "email", "offer": offer}}]
+    w = World(db_settings, tmp_path, 2, steps=steps, channels={"email": email})
+    sink = MailSink(tmp_path / "mail", smtp_port=port, credentials=("sluice", "old")).start()
+    try:
+        w.events(cart("c000", "k0"), cart("c001", "k1"))
+        w.at(timedelta(seconds=1))
+        assert w.ledger("c000") == [("email", "reserved")]  # owed, not failed
+    finally:
+        sink.stop()
+    w.engine.close()
+    rotated = ("sluice", os.environ["PATH"])
+    sink = MailSink(tmp_path / "mail2", smtp_port=port, credentials=rotated).start()
+    try:
+        orch = orchestrator(w, tmp_path)
+        orch.step()
+        assert w.ledger("c000") == w.ledger("c001") == [("email", "sent")]
+        orch.step()
+        assert sum(sink.store.attempts.values()) == 2
+        orch.close()
+    finally:
+        sink.stop()

@@ -3,6 +3,8 @@
 Every run with deferred messages whose time has come gets them promoted and delivered
 by a coordinator built from the run's stored spec (its transports, gates and send-time
 re-check), the same as a rerun of the run id would; journey runs use the engine's own.
+Journey messages left reserved (a channel that was down, a process that died mid-send)
+are retried on a timer the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.clock import Clock
 from sluice.coordinator.core import CoordinatorCore
 from sluice.store.db import Engine
-from sluice.store.journey_sends import due_deferrals
+from sluice.store.journey_sends import due_deferrals, runs_with_pending
 from sluice.store.runs import Runs
 
 log = logging.getLogger("sluice.orchestrator")
@@ -68,6 +70,23 @@ class DeferredSends:
                 out[run_id] = core.resume()
             except Exception:  # one run's failure never stops the others
                 log.exception("run %s: delivering deferred messages failed", run_id)
+        return out
+
+    def retry_owed(self) -> dict[str, Any]:
+        """Deliver journey messages still reserved (a channel that was down, an attempt
+        whose process died): each run's coordinator drains what it owes, reconciling
+        ambiguous attempts before any resend. Campaign runs are their own driver's."""
+        out: dict[str, Any] = {}
+        for run_id in runs_with_pending(self.engine):
+            if not run_id.startswith("j."):
+                continue
+            core = self._core(run_id)
+            if core is None:
+                continue
+            try:
+                out[run_id] = core.resume()
+            except Exception:
+                log.exception("run %s: delivering owed messages failed", run_id)
         return out
 
     def close(self) -> None:

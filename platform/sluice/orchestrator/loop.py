@@ -48,6 +48,8 @@ class OrchestratorConfig:
     """How often deployed journeys are re-read (deploy, pause, resume take effect)."""
     guardrails_s: float = 300.0
     schedules_s: float = 30.0
+    retry_s: float = 30.0
+    """How often journey messages still reserved are retried."""
     campaigns: tuple[Path, ...] = ()
     """Campaign specs whose ``schedule:`` the orchestrator keeps."""
     guardrails: Callable[[str], Any] | None = None
@@ -123,6 +125,9 @@ class Orchestrator:
         report.add(self.engine.tick(max_rounds=1))
         for counts in self.deferred.deliver_due().values():
             report.counts.update({f"deferred:{k}": v for k, v in counts.items()})
+        if self.timers.due("owed", self.config.retry_s):
+            for counts in self.deferred.retry_owed().values():
+                report.counts.update({f"owed:{k}": v for k, v in counts.items()})
         if self.config.guardrails and self.timers.due("guardrails", self.config.guardrails_s):
             self.check_guardrails()
         return report
