@@ -155,9 +155,8 @@ class JourneyEngine:
     def _facts(self, spec: JourneySpec, insts: Sequence[Instance], now: datetime) -> Facts:
         profiles = self.profiles(spec.journey_id)
         facts = Facts(profiles.attributes, profiles.zone)
-        kinds = {s.branch and ("event" if s.branch.event else "score" if s.branch.score else "")
-                 for s in spec.steps}  # fmt: skip
-        if "event" in kinds:
+        branches = [s.branch for s in spec.steps if s.branch is not None]
+        if any(b.event is not None for b in branches):
             since = min(i.entered_at for i in insts)
             seen: dict[str, list[SeenEvent]] = defaultdict(list)
             for e in EventStore(self.engine, self.clock).with_properties(
@@ -165,7 +164,7 @@ class JourneyEngine:
             ):
                 seen[e.customer_id].append(SeenEvent(e.type, e.occurred_at, e.properties))
             facts.events = seen
-        if "score" in kinds:
+        if any(b.score is not None for b in branches):
             scored = self._score(spec, [i.customer_id for i in insts])
             facts.scores = scored.scores if scored else {}
         return facts
