@@ -35,7 +35,7 @@ from sluice.orchestrator.loop import Orchestrator, OrchestratorConfig
 from sluice.settings import SluiceSettings
 from sluice.store.db import connect
 from sluice.store.events import EventStore
-from sluice.store.instances import Instances
+from sluice.store.journey_reads import JourneyReads
 from sluice.store.journeys import Inbox, Journeys
 from sluice.store.ledger_reads import LedgerReads
 
@@ -222,7 +222,7 @@ def run_journey_demo(
             if stored.count() >= before + published and inbox.size() == 0:
                 break
             time.sleep(0.2)
-        instances = Instances(engine)
+        instances = JourneyReads(engine)
         # Until every instance is done, or waits past the demo (quiet hours deferred its
         # email to the recipient's morning, and its clock moved with it).
         horizon = timedelta(seconds=4 * demo.day_s)

@@ -15,11 +15,11 @@ from typing import Any
 from sluice.contracts.journey import JourneySpec
 from sluice.feedback.stats import difference, rate
 from sluice.store.db import Engine
-from sluice.store.instances import Instances, conversion_counts
+from sluice.store.journey_reads import JourneyReads, conversion_counts
 
 
 def funnel(engine: Engine, spec: JourneySpec, now: datetime) -> dict[str, Any]:
-    insts = Instances(engine)
+    insts = JourneyReads(engine)
     counts = insts.counts(spec.journey_id)
     steps: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
     for step_id, outcome, holdout, n in insts.step_outcomes(spec.journey_id):

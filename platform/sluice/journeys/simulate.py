@@ -34,7 +34,7 @@ from sluice.journeys.deferred import DeferredSends
 from sluice.journeys.engine import EngineConfig, JourneyEngine, TickReport
 from sluice.journeys.funnel import funnel
 from sluice.store.db import connect, dispose
-from sluice.store.instances import next_due
+from sluice.store.journey_reads import next_due
 from sluice.store.journeys import Journeys
 
 WINDOW = 5_000
