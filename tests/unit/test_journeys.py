@@ -341,3 +341,37 @@ def test_the_example_journey_is_valid(tmp_path: Path) -> None:
     spec = load_journey(Path(__file__).parents[2] / "jobs" / "cart-abandonment.yaml", tmp_path)
     assert spec.entry.keys == ("cart_id",)
     assert {s.kind for s in spec.steps} == {"wait", "send", "branch", "exit"}
+
+
+def test_split_until_a_local_time_and_an_unsubscribe_exit(
+    db_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    steps = [
+        {"id": "ab", "branch": {"split": [{"pct": 50, "next": "a"}, {"pct": 50, "next": "b"}]}},
+        {"id": "a", "wait": {"until": "18:30"}, "next": "remind"},  # Berlin local time
+        {"id": "b", "wait": {"for": "10m"}},
+        {"id": "remind", "send": {"channel": "email", "offer": {"id": "loyalty-double-points"}}},
+    ]
+    w = World(db_settings, tmp_path, 40, steps=steps)
+    w.events(*(cart(f"c{i:03d}", f"k{i}") for i in range(40)))
+    w.at(timedelta(seconds=1))
+    with w.db.connect() as conn:
+        rows = conn.execute(
+            select(journey_instances.c.customer_id, journey_instances.c.step,
+                   journey_instances.c.due_at)
+        ).all()  # fmt: skip
+    paths = {str(c): str(s) for c, s, _ in rows}
+    assert 8 < sum(s == "a" for s in paths.values()) < 32  # a random split, near half
+    for c, s, due in rows:
+        due = due.replace(tzinfo=UTC) if due.tzinfo is None else due
+        expect = T0 + (timedelta(hours=5, minutes=30) if s == "a" else timedelta(minutes=10))
+        assert due == expect, (c, s, due)  # 12:00 UTC is 13:00 in Berlin: 18:30 is 5h30 on
+    quitter = next(c for c, s in paths.items() if s == "a")
+    w.events({"type": "unsubscribe", "customer_id": quitter, "channel": "email"})
+    w.at(timedelta(hours=5))
+    assert w.steps(quitter)[-1] == ("a", "unsubscribe")
+    w.at(timedelta(hours=5, minutes=31))
+    assert w.ledger(quitter) == []
+    others = [c for c, s in paths.items() if s == "a" and c != quitter]
+    assert all(w.ledger(c) == [("email", "sent")] for c in others)
+    w.engine.close()
