@@ -72,6 +72,7 @@ bench: setup
 	$(BIN)/sluice bench campaign --customers 1000000 --dry-run
 	$(BIN)/sluice bench crash --kills 20
 	$(BIN)/sluice bench llm
+	$(BIN)/sluice bench journeys --instances 1000000
 
 clean:
 	rm -rf .sluice out .pytest_cache .mypy_cache .ruff_cache

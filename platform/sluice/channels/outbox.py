@@ -1,8 +1,9 @@
 """The file outbox: messages written to JSONL (or Parquet) instead of a provider.
 
 Useful for channels another system picks up, and for exports. Writes are flushed and
-fsynced before a message counts as sent; reconciliation reads the outbox back, so an
-interrupted run can tell exactly which messages it had written. Outbox files hold
+fsynced before a message counts as sent (concurrent senders share one fsync);
+reconciliation reads the outbox back, so an interrupted run can tell exactly which
+messages it had written. Outbox files hold
 addresses and unsubscribe tokens: they are created 0600, in directories created 0700
 (:mod:`sluice.privatefs`).
 """
@@ -14,6 +15,7 @@ import os
 import threading
 from dataclasses import asdict
 from pathlib import Path
+from typing import TextIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,7 +34,11 @@ class OutboxTransport:
         self.channel = channel
         self.path = self.dir / f"{channel}.jsonl"
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._seq = 0
+        self._fh: TextIO | None = None
+        self._written = 0
+        self._synced = 0
 
     def send(self, message: OutboundMessage) -> str:
         record = {k: v for k, v in asdict(message).items() if k != "extra"}
@@ -46,11 +52,26 @@ class OutboxTransport:
                     pq.write_table(pa.Table.from_pylist([record]), out)
                 tmp.replace(target)
                 return str(target.name)
-            with open_private(self.path) as fh:
-                fh.write(json.dumps(record, default=str) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            if self._fh is None:
+                self._fh = open_private(self.path)
+            self._fh.write(json.dumps(record, default=str) + "\n")
+            self._fh.flush()
+            self._written += 1
+            mine, fd = self._written, self._fh.fileno()
+        self._sync(mine, fd)
         return f"{self.path.name}:{message.idempotency_key}"
+
+    def _sync(self, mine: int, fd: int) -> None:
+        """Return once an fsync that began after write ``mine`` has finished: senders
+        that wrote meanwhile share one fsync (group commit), none counts as sent before
+        its line is on disk."""
+        with self._sync_lock:
+            if self._synced >= mine:
+                return
+            with self._lock:
+                upto = self._written
+            os.fsync(fd)
+            self._synced = upto
 
     def reconcile(self, message: OutboundMessage) -> bool:
         if self.fmt == "parquet":
@@ -64,4 +85,7 @@ class OutboxTransport:
             )
 
     def close(self) -> None:
-        return None
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None

@@ -264,3 +264,72 @@ def llm(
         f"fan-out {r.fanout_s} s -> {r.copy_recipients_per_s:,} recipients with copy/s"
     )
     emit_json(asdict(r))
+
+
+@app.command("journeys")
+def journeys(
+    instances: Annotated[
+        int, typer.Option(min=1_000, help="Instances entered and held live.")
+    ] = 1_000_000,
+    due_rate: Annotated[
+        int, typer.Option(min=1, help="Timers coming due per second in the timer phase.")
+    ] = 1_000,
+    seconds: Annotated[float, typer.Option(min=1, help="Length of the timer phase.")] = 10,
+    advance: Annotated[
+        int,
+        typer.Option(min=1, help="Instances the steps phase advances (at most a fifth of them)."),
+    ] = 20_000,
+    poll: Annotated[
+        float, typer.Option(min=0.01, help="The orchestrator's pause when idle (seconds).")
+    ] = 0.5,
+    workdir: Annotated[Path | None, typer.Option(help="Scratch directory (replaced).")] = None,
+) -> None:
+    """The journey engine on SQLite: entries/s, steps/s and timer lag at N live instances,
+    against the delivery pipeline's dry run on as many messages."""
+    from sluice.bench.journeys import run_journeys_bench
+
+    r = run_journeys_bench(
+        instances, due_rate, seconds, _workdir(workdir, "journeys"), advance, poll
+    )
+    console.print(
+        table(
+            f"Journey engine, {r.instances:,} instances ({r.live_instances:,} live), SQLite",
+            ["", "count", "seconds", "per second"],
+            [
+                [
+                    "entries (engine.enter, 10,000 per call)",
+                    r.instances,
+                    r.entries_s,
+                    f"{r.entries_per_s:,}",
+                ],
+                ["(a) steps: step log rows (wait, send)", r.steps, r.steps_s, f"{r.steps_per_s:,}"],
+                ["    sends through the pipeline", r.sends, r.steps_s, f"{r.sends_per_s:,}"],
+                ["    of which in the pipeline (real sends)", "", r.steps_pipeline_s, ""],
+                [
+                    "(b) pipeline dry run, same messages",
+                    r.baseline_messages,
+                    "",
+                    f"{r.baseline_msgs_per_s:,}",
+                ],
+                ["ratio a/b (target >= 0.5)", "", "", f"{r.ratio:.3f}"],
+            ],
+        )
+    )
+    console.print(
+        table(
+            f"Timer lag, {r.due_rate:,} due/s for {r.timer_seconds:g} s "
+            f"({r.timers_done:,} of {r.timers:,} done, idle poll {r.poll_s:g} s)",
+            ["", "p50 ms", "p99 ms", "max ms"],
+            [
+                [
+                    "due -> send step committed (target p99 < 2000)",
+                    r.timer_lag_p50_ms,
+                    r.timer_lag_p99_ms,
+                    r.timer_lag_max_ms,
+                ],
+                ["due -> wait step committed", "", r.wait_step_lag_p99_ms, ""],
+            ],
+        )
+    )
+    console.print(f"peak RSS {r.peak_rss_mb:,} MiB, database {r.database_mb:,} MiB")
+    emit_json(asdict(r))

@@ -102,7 +102,8 @@ class OutboxChannel(Contract):
     path: Path
     """Directory of the outbox; one file per run and channel."""
     format: Literal["jsonl", "parquet"] = "jsonl"
-    concurrency: int = 1
+    concurrency: int = Field(default=8, ge=1, le=64)
+    """Concurrent senders; their JSONL writes share fsyncs (group commit)."""
 
 
 ChannelSpec = Annotated[

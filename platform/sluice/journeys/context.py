@@ -15,17 +15,24 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluice.errors import InputError
 
 _TABLES: dict[tuple[str, float], tuple[dict[str, int], pa.Table]] = {}
+_ZONES: dict[tuple[str, float], tuple[np.ndarray, list[str]] | None] = {}
 
 
-def indexed(path: Path) -> tuple[dict[str, int], pa.Table]:
+def _version(path: Path) -> tuple[str, float]:
+    return (str(path), path.stat().st_mtime if path.is_file() else 0.0)
+
+
+def indexed(
+    path: Path, version: tuple[str, float] | None = None
+) -> tuple[dict[str, int], pa.Table]:
     """A Parquet table and its row index by ``customer_id`` (cached per file version)."""
-    stamp = path.stat().st_mtime if path.is_file() else 0.0
-    key = (str(path), stamp)
+    key = version or _version(path)
     found = _TABLES.get(key)
     if found is None:
         table = pq.read_table(path).combine_chunks()
@@ -36,11 +43,31 @@ def indexed(path: Path) -> tuple[dict[str, int], pa.Table]:
     return found
 
 
+def _zones(version: tuple[str, float], table: pa.Table) -> tuple[np.ndarray, list[str]] | None:
+    """Each row's time zone as a code into a list of names (``UTC`` where it has none),
+    read once per file version, so a lookup per customer costs no Arrow call (None: the
+    table has no time zones)."""
+    if version in _ZONES:
+        return _ZONES[version]
+    found: tuple[np.ndarray, list[str]] | None = None
+    if "time_zone" in table.column_names:
+        column = table.column("time_zone").combine_chunks()
+        if pa.types.is_null(column.type):
+            found = (np.zeros(len(column), dtype=np.int64), ["UTC"])
+        else:
+            encoded = pc.dictionary_encode(column)
+            names = [str(v or "UTC") for v in encoded.dictionary.to_pylist()] + ["UTC"]
+            found = (pc.fill_null(encoded.indices, len(names) - 1).to_numpy(), names)
+    _ZONES[version] = found
+    return found
+
+
 class Profiles:
     """Customer profiles by id (consent, time zone, addresses, attributes)."""
 
     def __init__(self, path: Path) -> None:
-        self.index, self.table = indexed(path)
+        self.version = _version(path)
+        self.index, self.table = indexed(path, self.version)
 
     def take(self, ids: Sequence[str]) -> tuple[pa.Table, np.ndarray]:
         """Rows for ``ids`` (nulls where unknown) and the mask of known ones."""
@@ -57,9 +84,11 @@ class Profiles:
 
     def zone(self, customer_id: str) -> str:
         i = self.index.get(customer_id)
-        if i is None or "time_zone" not in self.table.column_names:
+        zones = _zones(self.version, self.table)
+        if i is None or zones is None:
             return "UTC"
-        return str(self.table.column("time_zone")[i].as_py() or "UTC")
+        codes, names = zones
+        return names[int(codes[i])]
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,15 @@ def in_holdout(spec: JourneySpec, customer_id: str) -> bool:
     return bool(unit_hash([customer_id], f"{spec.arm_salt}:holdout")[0] < spec.holdout_pct / 100)
 
 
+def holdouts(spec: JourneySpec, customer_ids: Sequence[str]) -> dict[str, bool]:
+    """:func:`in_holdout` of many customers, hashed in one call."""
+    ids = list(dict.fromkeys(customer_ids))
+    if spec.holdout_pct <= 0:
+        return dict.fromkeys(ids, False)
+    inside = unit_hash(ids, f"{spec.arm_salt}:holdout") < spec.holdout_pct / 100
+    return {c: bool(h) for c, h in zip(ids, inside.tolist(), strict=True)}
+
+
 def refusal(spec: JourneySpec, req: EntryRequest, member: Member | None) -> str | None:
     """Why ``req`` may not enter (None: it may)."""
     missing = [k for k in spec.entry.keys if req.properties.get(k) in (None, "")]
@@ -68,9 +77,14 @@ def refusal(spec: JourneySpec, req: EntryRequest, member: Member | None) -> str 
 
 
 def admit(
-    spec: JourneySpec, req: EntryRequest, member: Member | None, zone: str
+    spec: JourneySpec,
+    req: EntryRequest,
+    member: Member | None,
+    zone: str,
+    holdout: bool | None = None,
 ) -> tuple[NewInstance | None, str | None]:
-    """The new instance for ``req``, or the reason it was refused."""
+    """The new instance for ``req``, or the reason it was refused (``holdout``: the
+    customer's :func:`in_holdout`, when the caller hashed a batch at once)."""
     why = refusal(spec, req, member)
     if why is not None:
         return None, why
@@ -83,7 +97,7 @@ def admit(
             spec.journey_id,
             req.customer_id,
             generation,
-            in_holdout(spec, req.customer_id),
+            in_holdout(spec, req.customer_id) if holdout is None else holdout,
             entry,
             req.event_id,
             req.at,
@@ -109,9 +123,11 @@ def enter_many(
             c: Member(int(r.entries), r.last_entered_at, r.live_instance is not None)
             for c, r in found.items()
         }
+        held = holdouts(spec, [r.customer_id for r in requests])
         new = []
         for req in requests:
-            made, why = admit(spec, req, standing.get(req.customer_id), zone(req.customer_id))
+            c = req.customer_id
+            made, why = admit(spec, req, standing.get(c), zone(c), held[c])
             if made is None:
                 result[req.customer_id] = f"refused:{why}"
                 continue

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from sluice.contracts.delivery import DeliveryState
@@ -92,17 +92,23 @@ def uncount(conn: Connection, customer_id: str, local_day: date) -> None:
     )
 
 
-def count(conn: Connection, customer_id: str, local_day: date, cap: int | None) -> bool:
-    """Count one more message on the recipient's day, unless ``cap`` is reached."""
+def _count_statement(conn: Connection, cap: int | None, returning: bool) -> Any:
+    """``n = n + 1`` on the recipient's day (only while ``n < cap`` when capped)."""
     stmt = upsert_insert(conn)(contact_counts).values(
-        customer_id=customer_id, local_day=local_day, n=1
+        customer_id=bindparam("cid"), local_day=bindparam("day"), n=1
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["customer_id", "local_day"],
         set_={"n": contact_counts.c.n + 1},
         where=contact_counts.c.n < cap if cap is not None else None,
-    ).returning(contact_counts.c.n)
-    return conn.execute(stmt).first() is not None
+    )
+    return stmt.returning(contact_counts.c.n) if returning else stmt
+
+
+def count(conn: Connection, customer_id: str, local_day: date, cap: int | None) -> bool:
+    """Count one more message on the recipient's day, unless ``cap`` is reached."""
+    stmt = _count_statement(conn, cap, returning=True)
+    return conn.execute(stmt, {"cid": customer_id, "day": local_day}).first() is not None
 
 
 def row_of(r: Any) -> DeliveryRow:
@@ -153,31 +159,46 @@ def reserve_in(
         (i for i in items if i.idempotency_key not in outcome.existing),
         key=lambda i: (i.customer_id, i.local_day),
     )
-    for item in fresh:
-        if not count(conn, item.customer_id, item.local_day, cap):
-            outcome.capped.append(item.idempotency_key)
-            continue
-        deferred = item.send_after is not None and item.send_after > now
-        conn.execute(
-            deliveries.insert().values(
-                idempotency_key=item.idempotency_key,
-                run_id=item.run_id,
-                campaign_id=item.campaign_id,
-                customer_id=item.customer_id,
-                channel=item.channel,
-                transport=item.transport,
-                decision_id=item.decision_id,
-                offer_id=item.offer_id,
-                arm=item.arm,
-                state=DEFERRED if deferred else RESERVED,
-                local_day=item.local_day,
-                send_after=item.send_after,
-                time_zone=item.time_zone,
-                payload=json.dumps(item.payload, default=str),
-                attempts=0,
-                reserved_at=now,
-                updated_at=now,
+    if cap is None:  # every message counts, none is refused: one statement for all
+        if fresh:
+            conn.execute(
+                _count_statement(conn, None, returning=False),
+                [{"cid": i.customer_id, "day": i.local_day} for i in fresh],
             )
+        allowed = list(fresh)
+    else:
+        capped = _count_statement(conn, cap, returning=True)
+        allowed = []
+        for item in fresh:
+            if conn.execute(capped, {"cid": item.customer_id, "day": item.local_day}).first():
+                allowed.append(item)
+            else:
+                outcome.capped.append(item.idempotency_key)
+    rows = []
+    for item in allowed:
+        deferred = item.send_after is not None and item.send_after > now
+        rows.append(
+            {
+                "idempotency_key": item.idempotency_key,
+                "run_id": item.run_id,
+                "campaign_id": item.campaign_id,
+                "customer_id": item.customer_id,
+                "channel": item.channel,
+                "transport": item.transport,
+                "decision_id": item.decision_id,
+                "offer_id": item.offer_id,
+                "arm": item.arm,
+                "state": DEFERRED if deferred else RESERVED,
+                "local_day": item.local_day,
+                "send_after": item.send_after,
+                "time_zone": item.time_zone,
+                "payload": json.dumps(item.payload, default=str),
+                "attempts": 0,
+                "reserved_at": now,
+                "updated_at": now,
+            }
         )
         (outcome.deferred if deferred else outcome.reserved).append(item.idempotency_key)
+    if rows:
+        conn.execute(deliveries.insert(), rows)
     return outcome
