@@ -65,6 +65,7 @@ def run(
     from sluice.orchestrator.loop import Orchestrator, OrchestratorConfig
     from sluice.registry.registry import Registry
     from sluice.settings import get_settings
+    from sluice.store.db import without_password
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = get_settings()
@@ -110,7 +111,7 @@ def run(
             log.info("events %d, steps %d, sends %d", report.events, report.steps, report.sends)
 
     console.print(
-        f"orchestrator: database {settings.effective_database_url.split('@')[-1]}, "
+        f"orchestrator: database {without_password(settings.effective_database_url)}, "
         f"stream {'on' if config.redis_url else 'off'}, {len(orchestrator.engine.specs)} journeys"
     )
     try:
