@@ -5,7 +5,7 @@ refused on its own (a missing entry key, a live instance, the re-entry rule) and
 answer says which; admitted ones are instances the orchestrator advances.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: FastAPI reads the route signatures.
 
 from typing import Annotated, Any
 
