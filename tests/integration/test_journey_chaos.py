@@ -5,7 +5,7 @@ cart-abandonment journey (wait 1 s, email, wait 1 s, opened? done : text) runs i
 ``sluice orchestrator run`` process that is killed at random moments and restarted,
 about half of the restarts with the clock past every lease the killed process held;
 then one last orchestrator runs until no instance is live. An oracle that knows only the
-inputs (:mod:`journey_chaos_support`) says who must get which message; the outbox files
+inputs (:mod:`journey_chaos_oracle`) says who must get which message; the outbox files
 say what was delivered, and the ledger, the step log and the instances what Sluice
 recorded. Nothing may be lost, sent twice, booked twice or stepped twice, and every
 instance must have ended the way its customer's events say.
@@ -23,7 +23,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from journey_chaos_support import ChaosReport, World, run_chaos
+from journey_chaos_oracle import ChaosReport, World
+from journey_chaos_support import run_chaos
 
 from sluice.store.db import dispose
 

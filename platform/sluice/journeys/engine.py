@@ -36,13 +36,8 @@ from sluice.journeys.sends import SendContext, candidates, send_outcome_label
 from sluice.journeys.steps import Facts, SeenEvent, walk
 from sluice.store.db import connect
 from sluice.store.events import EventStore
-from sluice.store.instances import (
-    LIVE,
-    Instance,
-    Instances,
-    Move,
-    StepRecord,
-)
+from sluice.store.instance_claims import Instances
+from sluice.store.instances import LIVE, Instance, Move, StepRecord
 from sluice.store.journey_sends import send_outcomes
 from sluice.store.journeys import ACTIVE, Journeys
 

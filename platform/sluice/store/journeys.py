@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
@@ -206,7 +206,7 @@ class Inbox:
 
     def size(self) -> int:
         with self.engine.connect() as conn:
-            return len(conn.execute(select(journey_inbox.c.seq)).all())
+            return int(conn.execute(select(func.count()).select_from(journey_inbox)).scalar_one())
 
 
 def inbox_done(conn: Connection, seqs: Sequence[int]) -> None:
