@@ -113,8 +113,10 @@ def draft_id(draft: MessageDraft) -> str:
 
 def attach_copy(batch: pa.Table, mode: str, drafts: dict[str, str]) -> pa.Table:
     """Pass-2 step: the draft of each candidate's copy key, with slots filled."""
-    rows = batch.to_pylist()
+    keyed = ("arm", "offer_id", "channel", "tier", "lifecycle", "country", "locale", "variant")
+    rows = batch.select([*keyed, "first_name"]).to_pylist()
     parsed = {k: MessageDraft.model_validate_json(v) for k, v in drafts.items()}
+    ids = {k: draft_id(d) for k, d in parsed.items()}
     out: dict[str, list[object]] = {
         f: []
         for f in (
@@ -128,21 +130,20 @@ def attach_copy(batch: pa.Table, mode: str, drafts: dict[str, str]) -> pa.Table:
         )
     }
     for r in rows:
-        draft = None
+        key = draft = None
         if r["arm"] != "holdout" and r["offer_id"] and r["channel"]:
-            draft = parsed.get(
-                copy_key(
-                    mode,
-                    r["tier"],
-                    r["lifecycle"],
-                    r["country"],
-                    r["offer_id"],
-                    r["channel"],
-                    r["locale"],
-                    r["variant"],
-                )
+            key = copy_key(
+                mode,
+                r["tier"],
+                r["lifecycle"],
+                r["country"],
+                r["offer_id"],
+                r["channel"],
+                r["locale"],
+                r["variant"],
             )
-        if draft is None:
+            draft = parsed.get(key)
+        if key is None or draft is None:
             for f in out:
                 out[f].append(None)
             continue
@@ -153,21 +154,8 @@ def attach_copy(batch: pa.Table, mode: str, drafts: dict[str, str]) -> pa.Table:
         out["template_version"].append(draft.template_version)
         out["prompt_hash"].append(draft.prompt_hash)
         out["llm_model_id"].append(draft.model_id)
-        out["draft_id"].append(draft_id(draft))
-        out["draft_json"].append(
-            drafts[
-                copy_key(
-                    mode,
-                    r["tier"],
-                    r["lifecycle"],
-                    r["country"],
-                    r["offer_id"],
-                    r["channel"],
-                    r["locale"],
-                    r["variant"],
-                )
-            ]
-        )
+        out["draft_id"].append(ids[key])
+        out["draft_json"].append(drafts[key])
     for name, values in out.items():
         batch = batch.append_column(name, pa.array(values, pa.string()))
     return batch

@@ -10,8 +10,9 @@ provider (or the transport's own record) whether the message arrived.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class SendError(Exception):
@@ -60,12 +61,16 @@ class OutboundMessage:
 
     @classmethod
     def from_payload(cls, key: str, payload: dict[str, Any]) -> OutboundMessage:
-        known = {f for f in cls.__dataclass_fields__ if f not in ("idempotency_key", "extra")}
+        known = _PAYLOAD_FIELDS
         return cls(
             idempotency_key=key,
             **{k: v for k, v in payload.items() if k in known},
             extra={k: v for k, v in payload.items() if k not in known},
         )
+
+
+_PAYLOAD_FIELDS = frozenset(OutboundMessage.__dataclass_fields__) - {"idempotency_key", "extra"}
+"""The message fields a ledger payload carries by name; the rest of it is ``extra``."""
 
 
 class Transport(Protocol):
@@ -80,3 +85,14 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchTransport(Transport, Protocol):
+    """A transport that makes many messages durable at once (one write and one sync),
+    where sending them one by one would pay that cost per message."""
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[str]:
+        """Deliver every message; their provider message ids, in order. On an error none,
+        some or all may have gone: the caller reconciles each one."""
+        ...

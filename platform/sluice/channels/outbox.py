@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TextIO
 
@@ -23,6 +24,9 @@ import pyarrow.parquet as pq
 from sluice.channels.base import OutboundMessage
 from sluice.privatefs import open_private, private_dir, private_fd
 from sluice.runids import check_run_id
+
+_FIELDS = tuple(f.name for f in fields(OutboundMessage) if f.name != "extra")
+"""A message's fields as an outbox line holds them (all of them flat strings)."""
 
 
 class OutboxTransport:
@@ -35,31 +39,40 @@ class OutboxTransport:
         self.path = self.dir / f"{channel}.jsonl"
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
-        self._seq = 0
         self._fh: TextIO | None = None
         self._written = 0
         self._synced = 0
 
     def send(self, message: OutboundMessage) -> str:
-        record = {k: v for k, v in asdict(message).items() if k != "extra"}
+        return self.send_many([message])[0]
+
+    def send_many(self, messages: Sequence[OutboundMessage]) -> list[str]:
+        """Write every message and return once all are on disk: JSONL lines share one
+        write and one fsync (with other senders' lines written meanwhile); Parquet writes
+        one file per message, replaced into place."""
+        records = [{k: getattr(m, k) for k in _FIELDS} for m in messages]
+        if self.fmt == "parquet":
+            return [self._parquet(m, r) for m, r in zip(messages, records, strict=True)]
+        lines = "".join(json.dumps(r, default=str) + "\n" for r in records)
         with self._lock:
-            if self.fmt == "parquet":
-                self._seq += 1
-                target = self.dir / f"{self.channel}-{message.idempotency_key}.parquet"
-                tmp = target.with_suffix(".tmp")
-                fd = private_fd(tmp, os.O_WRONLY | os.O_TRUNC)
-                with os.fdopen(fd, "wb") as out:
-                    pq.write_table(pa.Table.from_pylist([record]), out)
-                tmp.replace(target)
-                return str(target.name)
             if self._fh is None:
                 self._fh = open_private(self.path)
-            self._fh.write(json.dumps(record, default=str) + "\n")
+            self._fh.write(lines)
             self._fh.flush()
             self._written += 1
             mine, fd = self._written, self._fh.fileno()
         self._sync(mine, fd)
-        return f"{self.path.name}:{message.idempotency_key}"
+        return [f"{self.path.name}:{m.idempotency_key}" for m in messages]
+
+    def _parquet(self, message: OutboundMessage, record: dict[str, object]) -> str:
+        target = self.dir / f"{self.channel}-{message.idempotency_key}.parquet"
+        tmp = target.with_suffix(".tmp")
+        with self._lock:
+            fd = private_fd(tmp, os.O_WRONLY | os.O_TRUNC)
+            with os.fdopen(fd, "wb") as out:
+                pq.write_table(pa.Table.from_pylist([record]), out)
+            tmp.replace(target)
+        return str(target.name)
 
     def _sync(self, mine: int, fd: int) -> None:
         """Return once an fsync that began after write ``mine`` has finished: senders

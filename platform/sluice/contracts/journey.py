@@ -13,6 +13,7 @@ file and the field (:func:`sluice.journeys.spec.load_journey`).
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
 
@@ -184,8 +185,12 @@ class JourneySpec(Contract):
             if sid not in state and step.wait is None:
                 visit(sid)
 
+    @cached_property
+    def _by_id(self) -> dict[str, Step]:
+        return {s.id: s for s in self.steps}
+
     def step(self, step_id: str) -> Step:
-        return next(s for s in self.steps if s.id == step_id)
+        return self._by_id[step_id]
 
     @property
     def arm_salt(self) -> str:

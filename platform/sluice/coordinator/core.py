@@ -47,6 +47,7 @@ from sluice.store.booking import Booking, book
 from sluice.store.db import connect
 from sluice.store.incidents import ArmStates
 from sluice.store.ledger import Ledger, Reservation
+from sluice.store.reservations import booked_row
 from sluice.store.reviews import ReviewQueue
 from sluice.store.suppressions import Suppressions
 
@@ -298,12 +299,25 @@ class CoordinatorCore:
         counts["reserved"] += len(booked.reserved)
         counts["deferred"] += len(booked.deferred)
         if not self.dry_run:
-            batch_keys = [
-                idempotency_key(self.run_id, r["customer_id"], r["channel"])
-                for r, g in zip(rows, gated, strict=True)
-                if g
+            # Rows booked just now go as booked; any other of the batch's keys (a batch
+            # submitted again) is read back, and goes if the ledger still has it reserved.
+            now_reserved = set(booked.reserved)
+            now_booked = sorted(
+                (booked_row(r) for r in reservations if r.idempotency_key in now_reserved),
+                key=lambda d: d.idempotency_key,
+            )
+            others = [
+                key
+                for key in (
+                    idempotency_key(self.run_id, r["customer_id"], r["channel"])
+                    for r, g in zip(rows, gated, strict=True)
+                    if g
+                )
+                if key not in now_reserved
             ]
-            counts.update(self.deliverer.deliver(self.ledger.pending(self.run_id, batch_keys)))
+            counts.update(
+                self.deliverer.deliver(now_booked + self.ledger.pending(self.run_id, others))
+            )
         return dict(counts)
 
     def reservation(

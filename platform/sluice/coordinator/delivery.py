@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 from sluice.channels.base import (
     AmbiguousSendError,
+    BatchTransport,
     ChannelDownError,
     OutboundMessage,
     PermanentSendError,
@@ -59,6 +60,9 @@ class DeliveryPolicy:
     the provider's reply), so a live attempt's lease never runs out under it."""
     batch: int = 32
     """Rows a worker claims, sends and settles together."""
+    durable_batch: int = 1000
+    """The same for a transport that makes many messages durable at once: its rows go
+    in batches this large, so one claim, one write and one settlement cover them."""
 
 
 def worker_id() -> str:
@@ -98,12 +102,16 @@ class Deliverer:
         """Deliver every row (blocking until all are settled); counts outcomes.
 
         Each channel's rows are split into batches, one per worker at a time: a batch is
-        claimed under one lease in one statement, sent over the worker's connection, and
-        its sends settled in one transaction."""
+        claimed under one lease in one statement, sent over the worker's connection (or,
+        on a transport that makes many messages durable at once, in one call), and its
+        sends settled in one transaction."""
         futures = []
         for channel, pool in self.pools.items():
             mine = [r for r in rows if r.channel == channel]
-            size = max(1, min(self.policy.batch, -(-len(mine) // self.workers[channel])))
+            if isinstance(self.transports[channel], BatchTransport):
+                size = self.policy.durable_batch
+            else:
+                size = max(1, min(self.policy.batch, -(-len(mine) // self.workers[channel])))
             futures += [
                 pool.submit(self._batch, mine[i : i + size]) for i in range(0, len(mine), size)
             ]
@@ -170,16 +178,11 @@ class Deliverer:
             out[claimed] += len(ready)
             return out
         sent: list[tuple[str, str]] = []
+        holding = [r for r in ready if r.idempotency_key in claimed]
         for row in ready:
-            key = row.idempotency_key
-            if key not in claimed:
+            if row.idempotency_key not in claimed:
                 out[self._isolated(row, claim=False)] += 1
-                continue
-            if row.channel in self.down or time.monotonic() > last_start:
-                self._guard(row, self.ledger.release, key, "not started in time", self.owner)
-                out[self._isolated(row)] += 1
-                continue
-            verdict = self._guard(row, self._attempt, row)
+        for row, verdict in self._send(holding, last_start):
             if isinstance(verdict, tuple):
                 sent.append(verdict)
             elif verdict == "retry":
@@ -198,24 +201,85 @@ class Deliverer:
             out["sent"] += len(sent)
         return out
 
+    def _send(
+        self, rows: list[DeliveryRow], last_start: float
+    ) -> Iterator[tuple[DeliveryRow, tuple[str, str] | str]]:
+        """Send the rows this worker holds: each verdict as :meth:`_attempt` gives it. A
+        transport that makes many messages durable at once gets them in one call; on
+        any other, no attempt starts once ``last_start`` has passed."""
+        transport = self.transports[rows[0].channel] if rows else None
+        if (
+            isinstance(transport, BatchTransport)
+            and len(rows) > 1
+            and rows[0].channel not in self.down
+            and time.monotonic() <= last_start
+        ):
+            yield from zip(rows, self._attempt_many(transport, rows), strict=True)
+            return
+        for row in rows:
+            if row.channel in self.down or time.monotonic() > last_start:
+                key = row.idempotency_key
+                self._guard(row, self.ledger.release, key, "not started in time", self.owner)
+                yield row, self._isolated(row)
+                continue
+            yield row, self._guard(row, self._attempt, row)
+
+    def _attempt_many(
+        self, transport: BatchTransport, rows: list[DeliveryRow]
+    ) -> list[tuple[str, str] | str]:
+        """One send of many held rows. When it fails, each row is reconciled on its own:
+        delivered, sent; surely not, sent again alone; unknown, failed as ambiguous."""
+        messages = [OutboundMessage.from_payload(r.idempotency_key, r.payload) for r in rows]
+        try:
+            ids = transport.send_many(messages)
+        except ChannelDownError as exc:
+            return [self._channel_down(r, exc) for r in rows]
+        except Exception:
+            log.exception("sending %d messages at once failed; each is reconciled", len(rows))
+            return [
+                self._guard(r, self._after_batch, transport, r, m)
+                for r, m in zip(rows, messages, strict=True)
+            ]
+        return [(m.idempotency_key, i) for m, i in zip(messages, ids, strict=True)]
+
+    def _after_batch(
+        self, transport: BatchTransport, row: DeliveryRow, message: OutboundMessage
+    ) -> tuple[str, str] | str:
+        known = self._reconcile(transport, message)
+        if known is True:
+            return message.idempotency_key, f"reconciled:{message.idempotency_key}"
+        if known is False:
+            return self._attempt(row)
+        self.ledger.mark_failed(
+            message.idempotency_key,
+            "ambiguous: a batch send failed and the provider may have the message",
+            delivered_maybe=True,
+            owner=self.owner,
+        )
+        return "failed"
+
     def _guard(self, row: DeliveryRow, step: Callable[..., _T], *args: Any) -> _T | str:
         """Run one message's step; its failure is that message's, never the batch's."""
         try:
             return step(*args)
         except ChannelDownError as exc:
-            with self._lock:
-                first = row.channel not in self.down
-                self.down.setdefault(row.channel, str(exc))
-            if first:
-                log.error("channel %s is down, delivery on it stops: %s", row.channel, exc)
-            try:
-                self.ledger.release(row.idempotency_key, f"channel down: {exc}", owner=self.owner)
-            except Exception:  # the lease runs out and a resume takes the row over
-                log.exception("could not release %s", row.idempotency_key)
-            return "channel_down"
+            return self._channel_down(row, exc)
         except Exception:  # one message's trouble must not stop the others
             log.exception("delivering %s failed unexpectedly", row.idempotency_key)
             return "error"
+
+    def _channel_down(self, row: DeliveryRow, exc: ChannelDownError) -> str:
+        """The channel failed as a whole: its circuit opens, the row goes back reserved."""
+        with self._lock:
+            first = row.channel not in self.down
+            self.down.setdefault(row.channel, str(exc))
+        if first:
+            log.error("channel %s is down, delivery on it stops: %s", row.channel, exc)
+        try:
+            self.ledger.release(row.idempotency_key, f"channel down: {exc}", owner=self.owner)
+        except Exception:  # the lease runs out and a resume takes the row over
+            log.exception("could not release %s", row.idempotency_key)
+        return "channel_down"
 
     def _isolated(self, row: DeliveryRow, claim: bool = True) -> str:
         """One message on its own, start to end (``claim=False``: a row the batch claim

@@ -3,13 +3,17 @@
 :meth:`JourneyEngine.tick` drains the event inbox (exits, awaited events, entries),
 claims due instances in batches with a lease, walks each through its steps
 (:func:`sluice.journeys.steps.walk`) and commits the moves; instances that reached a
-send step are committed *at* that step first, so the decision to send is durable
-before anything is sent. Their sends go to the delivery pipeline in one batch per step
-and entry generation (:mod:`sluice.journeys.sends`), and each instance then walks on
-from the step after its send, its clock moved to the deferral when quiet hours deferred
-it. Every move is a compare-and-set on the instance's step count, written with its step
-log rows (:mod:`sluice.store.instances`): a crash anywhere repeats no step and skips
-none; a send step decided again finds its batch already booked.
+send step on a decision that could come out otherwise if taken again (an awaited event,
+a profile attribute, a score) are committed *at* that step first, so the decision to
+send is durable before anything is sent; a walk that only waited out timers or took a
+random split decides the same when replayed, and is committed with its send's record
+(:func:`~sluice.journeys.steps.replays`). Their sends go to the delivery pipeline in
+one batch per step and entry generation (:mod:`sluice.journeys.sends`), and each
+instance then walks on from the step after its send, its clock moved to the deferral
+when quiet hours deferred it. Every move is a compare-and-set on the instance's step
+count, written with its step log rows (:mod:`sluice.store.instances`): a crash
+anywhere repeats no step and skips none; a send step decided again finds its batch
+already booked.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from sluice.journeys.context import Profiles, Scored, Scorer
 from sluice.journeys.entries import EntryRequest, enter_many
 from sluice.journeys.inbox import Applied, apply_inbox
 from sluice.journeys.sends import SendContext, candidates, send_outcome_label
-from sluice.journeys.steps import Facts, SeenEvent, walk
+from sluice.journeys.steps import Facts, SeenEvent, replays, walk
 from sluice.store.db import connect
 from sluice.store.events import EventStore
 from sluice.store.instance_claims import Instances
@@ -180,6 +184,7 @@ class JourneyEngine:
         facts = self._facts(spec, insts, now)
         moves: list[Move] = []
         at_send: list[Instance] = []
+        replayed: dict[str, Move] = {}
         for inst in insts:
             assert inst.step is not None
             if spec.step(inst.step).send is not None:
@@ -188,15 +193,21 @@ class JourneyEngine:
             move = Move(inst)
             completing = spec.step(inst.step).wait is not None
             base = inst.due_at or now
-            if walk(spec, move, inst.step, facts, now, base, completing):
+            if not walk(spec, move, inst.step, facts, now, base, completing):
+                moves.append(move)
+            elif replays(move):
+                replayed[inst.instance_id] = move  # committed with its send's record
+                at_send.append(inst)
+            else:
+                moves.append(move)
                 at_send.append(self._moved(inst, move))
-            moves.append(move)
         keep = {i.instance_id for i in at_send}
         report.steps += self._commit(moves, now, keep, report)
         for _ in range(len(spec.steps) + 1):
             if not at_send:
                 break
-            moves, at_send = self._send(spec, at_send, facts, now, report)
+            moves, at_send = self._send(spec, at_send, facts, now, report, replayed)
+            replayed = {}
             keep = {i.instance_id for i in at_send}
             report.steps += self._commit(moves, now, keep, report)
         return report
@@ -229,11 +240,17 @@ class JourneyEngine:
         facts: Facts,
         now: datetime,
         report: TickReport,
+        replayed: dict[str, Move],
     ) -> tuple[list[Move], list[Instance]]:
+        """Send the instances at send steps, one batch per step and generation; the
+        moves that record each send and walk on. An instance in ``replayed`` stands
+        where its claim found it: its move there is committed with the send's record."""
         groups: dict[tuple[str, int], list[Instance]] = defaultdict(list)
         for inst in insts:
-            assert inst.step is not None
-            groups[(inst.step, inst.generation)].append(inst)
+            before = replayed.get(inst.instance_id)
+            at = inst.step if before is None else before.step
+            assert at is not None
+            groups[(at, inst.generation)].append(inst)
         moves: list[Move] = []
         onward: list[Instance] = []
         for (step_id, generation), group in groups.items():
@@ -265,7 +282,9 @@ class JourneyEngine:
                 if o is not None and o.send_after is not None and o.state == "deferred":
                     base = max(now, o.send_after)
                     detail["send_after"] = base.isoformat()
-                move = Move(inst, [StepRecord(step_id, "send", label, detail)])
+                record = StepRecord(step_id, "send", label, detail)
+                before = replayed.get(inst.instance_id)
+                move = Move(inst, [record] if before is None else [*before.records, record])
                 nxt = step.next or spec.following(step_id)
                 if walk(spec, move, nxt, facts, now, base, completing=False):
                     onward.append(self._moved(inst, move))

@@ -166,3 +166,16 @@ def walk(
         move.exit_reason = step.exit.reason
         return False
     raise RuntimeError(f"journey {spec.journey_id}: step walk did not end")  # validated away
+
+
+def replays(move: Move) -> bool:
+    """Whether the steps of ``move`` decide the same when taken again later: waits that
+    ended by time and random splits (by the instance's hash), nothing read from events,
+    profiles or scores. Such a walk to a send step need not be committed before the
+    send: after a crash, the instance is claimed where it stood and walks the same way
+    to the same send, which the pipeline finds already booked."""
+    return all(
+        (r.kind == "wait" and r.outcome == "waited")
+        or (r.kind == "branch" and r.outcome.startswith("split:"))
+        for r in move.records
+    )

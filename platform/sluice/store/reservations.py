@@ -77,6 +77,27 @@ class DeliveryRow:
     time_zone: str = "UTC"
 
 
+def booked_row(item: Reservation) -> DeliveryRow:
+    """The ledger row :func:`reserve_in` just wrote for ``item`` as reserved, without
+    reading it back: no attempt yet, nothing sent."""
+    return DeliveryRow(
+        idempotency_key=item.idempotency_key,
+        run_id=item.run_id,
+        customer_id=item.customer_id,
+        channel=item.channel,
+        transport=item.transport,
+        state=RESERVED,
+        payload=item.payload,
+        attempts=0,
+        attempt_started_at=None,
+        send_after=None,
+        provider_message_id=None,
+        offer_id=item.offer_id,
+        local_day=item.local_day,
+        time_zone=item.time_zone,
+    )
+
+
 def uncount(conn: Connection, customer_id: str, local_day: date) -> None:
     """A send that will not happen no longer counts against the recipient's daily cap."""
     conn.execute(
