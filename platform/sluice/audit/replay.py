@@ -97,8 +97,10 @@ def replay_run(run_id: str, database_url: str, spec: CampaignSpec | None = None)
         columns["score"].append(r["score"])
         columns["expected_value"].append(r["expected_value"])
     batch = MessageBatch(pa.table(columns))
-    # The catalog as the run saw it: relative validity resolved for its decision date.
-    decision_date = date.fromisoformat(run.context["decision_date"])
+    # The catalog as the run saw it: relative validity resolved for its decision date
+    # (a journey run recorded before it kept one: the day it started).
+    recorded_day = run.context.get("decision_date")
+    decision_date = date.fromisoformat(recorded_day) if recorded_day else run.started_at.date()
     chain = build_chain(spec, load_catalog(spec.offers, decision_date))
     ctx = GateContext(run_id, spec.campaign_id, spec.brand, run.started_at, True, {})
     recorded = [json.loads(r["verdicts"]) for r in rows]

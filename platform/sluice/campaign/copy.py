@@ -24,7 +24,7 @@ from sluice.generation.batch import GenerationConfig, GenerationReport, generate
 from sluice.generation.cache import DraftCache
 from sluice.generation.client import LLM_URL_FIELD
 from sluice.generation.segments import brief_for
-from sluice.generation.slots import personalise
+from sluice.generation.slots import personalise, row_slots
 
 COPY_FIELDS = ("subject", "preheader", "body", "cta", "text")
 
@@ -112,9 +112,11 @@ def draft_id(draft: MessageDraft) -> str:
 
 
 def attach_copy(batch: pa.Table, mode: str, drafts: dict[str, str]) -> pa.Table:
-    """Pass-2 step: the draft of each candidate's copy key, with slots filled."""
+    """Pass-2 step: the draft of each candidate's copy key, with slots filled (a journey
+    message's ``entry.*`` slots from its ``entry`` column)."""
     keyed = ("arm", "offer_id", "channel", "tier", "lifecycle", "country", "locale", "variant")
-    rows = batch.select([*keyed, "first_name"]).to_pylist()
+    slotted = ["first_name", *(["entry"] if "entry" in batch.column_names else [])]
+    rows = batch.select([*keyed, *slotted]).to_pylist()
     parsed = {k: MessageDraft.model_validate_json(v) for k, v in drafts.items()}
     ids = {k: draft_id(d) for k, d in parsed.items()}
     out: dict[str, list[object]] = {
@@ -147,7 +149,7 @@ def attach_copy(batch: pa.Table, mode: str, drafts: dict[str, str]) -> pa.Table:
             for f in out:
                 out[f].append(None)
             continue
-        filled = personalise(draft, {"first_name": r["first_name"]})
+        filled = personalise(draft, row_slots(r["first_name"], r.get("entry")))
         for f in COPY_FIELDS:
             out[f].append(getattr(filled, f))
         out["copy_source"].append(draft.source.value)

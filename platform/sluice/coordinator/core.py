@@ -41,6 +41,7 @@ from sluice.gates.base import (
     MessageBatch,
 )
 from sluice.gates.build import build_chain
+from sluice.generation.slots import row_slots
 from sluice.privatefs import open_private
 from sluice.store.audit import AuditStore
 from sluice.store.booking import Booking, book
@@ -149,7 +150,7 @@ class CoordinatorCore:
         verdicts: list[dict[str, Any]] | None,
         key: str | None,
     ) -> dict[str, Any]:
-        slots = {"first_name": row.get("first_name")} if row.get("draft_id") else None
+        slots = row_slots(row.get("first_name"), row.get("entry")) if row.get("draft_id") else None
         return {
             "run_id": self.run_id,
             "customer_id": row["customer_id"],

@@ -22,7 +22,7 @@ from sluice.contracts.drafts import MessageDraft
 from sluice.gates.base import FAIL, GateContext, MessageBatch, Verdicts
 from sluice.gates.text import COPY_FIELDS, Finding, apply_findings, copy_text, normalise
 from sluice.gates.unicode import readings
-from sluice.generation.slots import fill
+from sluice.generation.slots import fill, row_slots
 
 CACHE_MAX = 200_000
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -120,12 +120,14 @@ class BrandSafetyGate:
         return found
 
     def _masked(self, batch: MessageBatch, texts: list[str]) -> list[str]:
-        """Each row's copy with exactly the spans its slots filled masked: the row's draft
-        with the neutral greeting in the slots, where filling the draft with the row's
-        own values gives the row's copy; the copy as it is otherwise."""
+        """Each row's copy with exactly the spans its name slot filled masked: the row's
+        draft with the neutral greeting in the slot (and a journey message's entry
+        properties in theirs, to be judged), where filling the draft with the row's own
+        values gives the row's copy; the copy as it is otherwise."""
         if not batch.has("draft_json"):
             return texts
         names = batch.col("first_name") if batch.has("first_name") else [None] * len(texts)
+        entries = batch.col("entry") if batch.has("entry") else [None] * len(texts)
         out = list(texts)
         for k, raw in enumerate(batch.col("draft_json")):
             if not isinstance(raw, str) or not raw:
@@ -144,8 +146,17 @@ class BrandSafetyGate:
                     self._templates.clear()
                 self._templates[raw] = template
             name = names[k] if isinstance(names[k], str) else None
-            if template[0] and fill(template[0], {"first_name": name}) == texts[k]:
-                out[k] = template[1]
+            entry = entries[k] if isinstance(entries[k], str) else None
+            if not template[0]:
+                continue
+            if entry is None:
+                if fill(template[0], {"first_name": name}) == texts[k]:
+                    out[k] = template[1]
+                continue
+            # A journey message's entry properties are judged: only the name is masked.
+            slots = row_slots(name, entry)
+            if fill(template[0], slots) == texts[k]:
+                out[k] = fill(template[0], {**slots, "first_name": None}) or ""
         return out
 
     def evaluate(self, batch: MessageBatch, ctx: GateContext) -> Verdicts:

@@ -4,14 +4,17 @@ The instances due at one send step of one entry generation become one candidate 
 of the run ``j.<journey>.<step>.<generation>``: profile, offer and channel (named, from
 the entry, or the decision rules on the model's score), arm (``holdout`` for the
 journey's holdout: recorded, never sent) and copy, exactly the columns a campaign's
-candidates carry. :class:`~sluice.coordinator.core.CoordinatorCore` gates, books,
-records and delivers them in one call per batch; what became of each is read back
-from the run's audit records and ledger rows. A batch submitted again (after a crash)
-is not gated twice: the pipeline knows its records.
+candidates carry, plus the instance's entry properties (``entry``, JSON), which fill
+the copy's ``{entry.<property>}`` slots.
+:class:`~sluice.coordinator.core.CoordinatorCore` gates, books, records and delivers
+them in one call per batch; what became of each is read back from the run's audit
+records and ledger rows. A batch submitted again (after a crash) is not gated twice:
+the pipeline knows its records.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -144,6 +147,7 @@ def candidates(ctx: SendContext, run_id: str, send: Send, items: Sequence[Instan
             "variant": pa.array(variant, pa.string()),
             "reason": pa.nulls(n, pa.string()),
             "record": pa.nulls(n, pa.string()),
+            "entry": pa.array([json.dumps(i.entry, default=str) for i in items], pa.string()),
         }
     )
     return attach_copy(table, ctx.spec.copy_.mode, _drafts(ctx, table))

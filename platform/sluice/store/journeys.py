@@ -138,7 +138,12 @@ class Journeys:
                         spec_digest=digest.hexdigest(),
                         dry_run=dry,
                         status="journey",
-                        context=json.dumps({"journey_id": journey_id}),
+                        context=json.dumps(
+                            {
+                                "journey_id": journey_id,
+                                "decision_date": self.clock.today().isoformat(),
+                            }
+                        ),
                         started_at=self.clock.now(),
                     )
                 )
