@@ -148,3 +148,43 @@ def test_a_crash_between_send_and_record_neither_repeats_nor_skips_a_step(
     lines = (tmp_path / "outbox").rglob("*.jsonl")
     assert sum(len(p.read_text().splitlines()) for p in lines) == 4
     w.engine.close()
+
+
+def test_two_engines_on_one_database_send_each_message_once(
+    db_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    """Two orchestrators' engines tick the same journey at the same time: the claims'
+    leases split the due instances between them, and every customer gets one email with
+    each step logged once."""
+    import threading
+
+    n = 120
+    w = World(db_settings, tmp_path, n)
+    w.engine.enter("cart", [EntryRequest(f"c{i:03d}", {"cart_id": f"k{i}"}, T0) for i in range(n)])
+    w.clock.set(T0 + timedelta(hours=1, minutes=1))
+    engines = [
+        JourneyEngine(EngineConfig(w.url, tmp_path, batch=7, owner=f"engine-{k}"), KEYS, w.clock)
+        for k in range(2)
+    ]
+    sent = [0, 0]
+    start = threading.Barrier(2)
+
+    def run(k: int) -> None:
+        start.wait()
+        sent[k] = engines[k].tick().sends
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sum(sent) == n
+    for i in range(n):
+        c = f"c{i:03d}"
+        assert w.ledger(c) == [("email", "sent")]
+        assert w.steps(c) == [("grace", "waited"), ("remind", "sent")]
+    lines = (tmp_path / "outbox").rglob("*.jsonl")
+    assert sum(len(p.read_text().splitlines()) for p in lines) == n
+    for e in engines:
+        e.close()
+    w.engine.close()

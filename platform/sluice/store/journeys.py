@@ -23,6 +23,7 @@ from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.journey import JourneySpec
 from sluice.errors import NotFoundError
 from sluice.store.db import utc
+from sluice.store.dialect import upsert_insert
 from sluice.store.schema import journey_inbox, journeys, runs, schedules
 
 ACTIVE, PAUSED = "active", "paused"
@@ -123,36 +124,32 @@ class Journeys:
             conn.execute(update(schedules).where(schedules.c.subject == subject).values(last_at=at))
 
     def ensure_run(self, run_id: str, journey_id: str, spec: dict[str, Any], dry: bool) -> None:
-        """The run a journey's send step delivers under: created on first use, its spec
-        kept current with the deployed journey (a journey's runs stay open)."""
+        """The run a journey's send step delivers under: created on first use (by
+        whichever orchestrator gets there first), its spec kept current with the
+        deployed journey (a journey's runs stay open)."""
         text = json.dumps(spec, default=str)
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
+        context = {"journey_id": journey_id, "decision_date": self.clock.today().isoformat()}
         with self.engine.begin() as conn:
-            found = conn.execute(select(runs.c.spec_digest).where(runs.c.run_id == run_id)).first()
-            if found is None:
-                conn.execute(
-                    runs.insert().values(
-                        run_id=run_id,
-                        campaign_id=journey_id,
-                        spec=text,
-                        spec_digest=digest.hexdigest(),
-                        dry_run=dry,
-                        status="journey",
-                        context=json.dumps(
-                            {
-                                "journey_id": journey_id,
-                                "decision_date": self.clock.today().isoformat(),
-                            }
-                        ),
-                        started_at=self.clock.now(),
-                    )
+            conn.execute(
+                upsert_insert(conn)(runs)
+                .values(
+                    run_id=run_id,
+                    campaign_id=journey_id,
+                    spec=text,
+                    spec_digest=digest.hexdigest(),
+                    dry_run=dry,
+                    status="journey",
+                    context=json.dumps(context),
+                    started_at=self.clock.now(),
                 )
-            elif found[0] != digest.hexdigest():
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.run_id == run_id)
-                    .values(spec=text, spec_digest=digest.hexdigest())
-                )
+                .on_conflict_do_nothing(index_elements=["run_id"])
+            )
+            conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, runs.c.spec_digest != digest.hexdigest())
+                .values(spec=text, spec_digest=digest.hexdigest())
+            )
 
 
 @dataclass(frozen=True)
