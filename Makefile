@@ -68,6 +68,8 @@ demo: setup
 bench: setup
 	$(BIN)/sluice bench batch --customers 2000000
 	$(BIN)/sluice bench online --seconds 30 --concurrency 8
+	$(BIN)/sluice bench online --by-id --seconds 30 --concurrency 8
+	$(BIN)/sluice bench materialize --rows 1000000
 	$(BIN)/sluice bench gates --messages 100000
 	$(BIN)/sluice bench campaign --customers 1000000 --dry-run
 	$(BIN)/sluice bench crash --kills 20

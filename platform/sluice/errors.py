@@ -6,10 +6,13 @@
     ├── ConfigError                  422  a settings file, spec or option is invalid
     ├── InputError                   422  caller input failed validation (names the field)
     ├── NotFoundError                404  a named thing does not exist
-    │   └── ModelNotFoundError       404  no such registered model, version or alias
+    │   ├── ModelNotFoundError       404  no such registered model, version or alias
+    │   └── CustomerNotFoundError    404  the online store has no features for a customer
     ├── ConflictError                409  the request contradicts current state
     │   ├── PromotionRefusedError    409  a model version misses its promotion floors
-    │   └── ModelUnavailableError    409  a served alias has no loadable version yet
+    │   ├── ModelUnavailableError    409  a served alias has no loadable version yet
+    │   ├── StaleFeaturesError       409  online features older than the contract allows
+    │   └── FutureFeaturesError      409  online features dated after the request's time
     ├── AuthError                    401  missing or unknown credentials
     │   └── ForbiddenError           403  known credentials without the needed scope
     └── UnavailableError             503  a dependency (Ray, a model, a channel) is not ready
@@ -73,9 +76,21 @@ class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
 
 
+class CustomerNotFoundError(NotFoundError):
+    code = "customer_not_found"
+
+
 class ConflictError(SluiceError):
     status_code = 409
     code = "conflict"
+
+
+class StaleFeaturesError(ConflictError):
+    code = "stale_features"
+
+
+class FutureFeaturesError(ConflictError):
+    code = "features_after_request"
 
 
 class PromotionRefusedError(ConflictError):

@@ -52,6 +52,11 @@ class SluiceSettings(BaseSettings):
         description="Redis (redis://host:port/db) for the event stream the orchestrator consumes; "
         "unset: events arrive only through the API and `sluice events import`.",
     )
+    online_store_url: str | None = Field(
+        default=None,
+        description="The online feature store (Feast): sqlite:///PATH or "
+        "redis://[:PASSWORD@]HOST:PORT/DB; default: Feast's SQLite store under home/online.",
+    )
     events_stream: str = Field(
         default="sluice:events",
         description="Redis stream of incoming events (consumer group `sluice-orchestrator`).",

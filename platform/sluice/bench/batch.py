@@ -76,6 +76,7 @@ def scratch_env(settings: SluiceSettings) -> dict[str, str]:
         ("SLUICE_DATABASE_URL", settings.database_url),
         ("SLUICE_TRACKING_URI", settings.tracking_uri),
         ("SLUICE_REGISTRY_URI", settings.registry_uri),
+        ("SLUICE_ONLINE_STORE_URL", settings.online_store_url),
     ):
         if value:
             env[name] = value

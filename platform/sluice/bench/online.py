@@ -79,14 +79,20 @@ def _prepare(work: Path, settings: SluiceSettings) -> tuple[str, Path]:
 
 
 def _load(
-    url: str, body: Path, key: str, seconds: float, concurrency: int, env: dict[str, str]
+    url: str,
+    body: Path,
+    key: str,
+    seconds: float,
+    concurrency: int,
+    env: dict[str, str],
+    route: str = "/v1/score",
 ) -> dict[str, float]:
     cmd = [
         sys.executable,
         "-m",
         "sluice.bench.loadgen",
         "--url",
-        f"{url}/v1/score",
+        f"{url}{route}",
         "--body",
         str(body),
         "--header",

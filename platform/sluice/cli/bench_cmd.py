@@ -65,10 +65,20 @@ def online(
         "deployments/decision.yaml"
     ),
     workdir: Annotated[Path | None, typer.Option(help="Scratch directory (replaced).")] = None,
+    by_id: Annotated[
+        bool,
+        typer.Option(
+            "--by-id",
+            help="Decide by customer id (online store) vs decide with the features, same app.",
+        ),
+    ] = False,
 ) -> None:
     """The Serve app vs the same API in one uvicorn process: rps, p50, p99."""
     from sluice.bench.online import run_online_bench
 
+    if by_id:
+        _by_id(seconds, concurrency, config, workdir)
+        return
     r = run_online_bench(seconds, concurrency, _workdir(workdir, "online"), config)
     console.print(
         table(
@@ -91,6 +101,38 @@ def online(
                     r.sluice_errors,
                 ],
                 ["ratio b/a (targets: rps >= 0.7, p99 <= 1.5)", r.ratio_rps, "", r.ratio_p99, ""],
+            ],
+        )
+    )
+    emit_json(asdict(r))
+
+
+def _by_id(seconds: float, concurrency: int, config: Path, workdir: Path | None) -> None:
+    from sluice.bench.online_by_id import run_by_id_bench
+
+    r = run_by_id_bench(seconds, concurrency, _workdir(workdir, "online-by-id"), config)
+    console.print(
+        table(
+            f"Online /v1/decide on Ray Serve, one customer per request, {r.concurrency} "
+            f"connections, {r.seconds:g} s each; online store {r.store} "
+            f"({r.materialized_rows:,} rows)",
+            ["", "rps", "p50 ms", "p99 ms", "errors"],
+            [
+                [
+                    "(a) decide with the features in the request",
+                    r.features_rps,
+                    r.features_p50_ms,
+                    r.features_p99_ms,
+                    r.features_errors,
+                ],
+                [
+                    "(b) decide by id (features from the online store)",
+                    r.by_id_rps,
+                    r.by_id_p50_ms,
+                    r.by_id_p99_ms,
+                    r.by_id_errors,
+                ],
+                ["ratio b/a (target: rps >= 0.8)", r.ratio_rps, "", r.ratio_p99, ""],
             ],
         )
     )
@@ -332,4 +374,39 @@ def journeys(
         )
     )
     console.print(f"peak RSS {r.peak_rss_mb:,} MiB, database {r.database_mb:,} MiB")
+    emit_json(asdict(r))
+
+
+@app.command("materialize")
+def materialize(
+    rows: Annotated[int, typer.Option(min=10_000, help="Rows materialized.")] = 1_000_000,
+    online_store: Annotated[
+        str | None,
+        typer.Option(
+            help="The online store (default: SLUICE_ONLINE_STORE_URL, else the local Redis)."
+        ),
+    ] = None,
+    workdir: Annotated[Path | None, typer.Option(help="Scratch directory (replaced).")] = None,
+) -> None:
+    """Materializing a feature table into the online store vs Feast's own Redis writer."""
+    from sluice.bench.materialize import run_materialize_bench
+    from sluice.settings import get_settings
+
+    url = online_store or get_settings().online_store_url or "redis://127.0.0.1:6379/0"
+    r = run_materialize_bench(rows, url, _workdir(workdir, "materialize"))
+    console.print(
+        table(
+            f"Materialize {r.rows:,} rows into {r.store}",
+            ["", "rows", "rows/s"],
+            [
+                ["(a) sluice features materialize (read, validate, write)", r.rows, r.rows_per_s],
+                [
+                    "(b) Feast's RedisOnlineStore.online_write_batch",
+                    r.feast_rows,
+                    r.feast_rows_per_s,
+                ],
+                ["ratio a/b (target: a >= 50,000 rows/s)", "", r.ratio],
+            ],
+        )
+    )
     emit_json(asdict(r))

@@ -84,6 +84,8 @@ def demo(
         [f"  quarantined for {k}", v] for k, v in sorted(figures["quarantine_reasons"].items())
     ]
     rows += [["scores", figures["scores"]]]
+    online = figures["online_store"]
+    rows += [["online store", f"{online['rows']:,} customers in {online['store']}"]]
     funnel = figures.get("funnel")
     if funnel:
         from sluice.cli.campaign_cmd import funnel_table

@@ -13,7 +13,7 @@ import typer
 from sluice.cli.output import console, emit_json, table
 from sluice.errors import InputError
 
-app = typer.Typer(help="Point-in-time features and labels.", no_args_is_help=True)
+app = typer.Typer(help="Point-in-time features and labels; the online store.", no_args_is_help=True)
 
 
 @app.command("build")
@@ -73,5 +73,73 @@ def build(
             "horizon_days": horizon_days,
             "seconds": round(time.perf_counter() - started, 2),
             "out": str(out),
+        }
+    )
+
+
+@app.command("materialize")
+def materialize(
+    features: Annotated[
+        Path, typer.Option(help="A feature table: a Parquet file or a directory of them.")
+    ],
+    contract: Annotated[
+        Path | None,
+        typer.Option(help="A feature contract (JSON); default: the propensity contract."),
+    ] = None,
+    batch_rows: Annotated[int, typer.Option(min=1, help="Rows read and written per batch.")] = (
+        65_536
+    ),
+) -> None:
+    """Write a feature table to the online store (SLUICE_ONLINE_STORE_URL) with its feature
+    timestamp, so decisions, journeys and sends look customers up by id."""
+    from rich.progress import Progress
+
+    from sluice.contracts.feature_contract import FeatureContract
+    from sluice.contracts.propensity import PROPENSITY_V1
+    from sluice.online import OnlineStore, OnlineStoreConfig
+    from sluice.online import materialize as run
+    from sluice.settings import get_settings
+
+    chosen = PROPENSITY_V1
+    if contract is not None:
+        if not contract.is_file():
+            raise InputError(f"--contract: {contract} does not exist", field="contract")
+        try:
+            chosen = FeatureContract.from_json(contract.read_bytes())
+        except ValueError as exc:
+            raise InputError(f"--contract: {contract}: {exc}", field="contract") from exc
+    config = OnlineStoreConfig.from_settings(get_settings())
+    store = OnlineStore(config, chosen)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"materializing into {config.url}", total=None)
+        report = run(
+            features,
+            chosen,
+            store,
+            lambda done, total: bar.update(task, completed=done, total=total),
+            batch_rows,
+        )
+    config.write_feature_store_yaml(config.registry.parent)
+    rows = [
+        ["rows written", f"{report.rows:,}"],
+        ["rows/s", f"{report.rows_per_s:,.0f}"],
+        ["quarantined", f"{report.quarantined:,}"],
+        ["kept (a later row is stored)", f"{report.skipped_newer:,}"],
+        ["feature timestamps", ", ".join(report.features_at) or "-"],
+        ["store", f"{report.store} (view {report.view})"],
+    ]
+    if report.quarantine_file:
+        rows.append(["quarantine", report.quarantine_file])
+    console.print(table(f"Materialized {features}", ["", ""], rows))
+    emit_json(
+        {
+            "rows": report.rows,
+            "rows_per_s": report.rows_per_s,
+            "store": report.store,
+            "view": report.view,
+            "quarantined": report.quarantined,
+            "skipped_newer": report.skipped_newer,
+            "features_at": report.features_at,
+            "seconds": report.seconds,
         }
     )

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Self
 
-from pydantic import Field, StringConstraints, create_model
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
 
 from sluice.contracts._base import Contract, CustomerId
 from sluice.contracts.decisions import DecisionContext
@@ -20,6 +27,12 @@ ModelAlias = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0
 class ScoredRow(Contract):
     customer_id: CustomerId
     score: float = Field(ge=0, le=1)
+    features_at: AwareDatetime | None = None
+    """The feature timestamp of the online-store row that was scored (None: the request
+    gave the features)."""
+    stale_features: bool = False
+    """The row was older than the contract's freshness limit and used because the request
+    allowed it."""
 
 
 class ScoreResponse(Contract):
@@ -56,15 +69,82 @@ class Health(Contract):
     detail: str = ""
 
 
+_NULL: dict[str, Any] = {"type": "null"}
+
+
+class _ScoreRequestBase(Contract):
+    # The schema says what the validator checks: rows or customer_ids (OpenAPI clients
+    # and fuzzers see it).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["rows"],
+                    "properties": {
+                        "rows": {"type": "array"},
+                        "customer_ids": _NULL,
+                        "at": _NULL,
+                        "allow_stale": {"const": False},
+                    },
+                },
+                {
+                    "required": ["customer_ids"],
+                    "properties": {"customer_ids": {"type": "array"}, "rows": _NULL},
+                },
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        rows, ids = getattr(self, "rows", None), getattr(self, "customer_ids", None)
+        if (rows is None) == (ids is None):
+            raise ValueError("give rows (feature vectors) or customer_ids, not both")
+        if rows is not None and (getattr(self, "at", None) or getattr(self, "allow_stale", False)):
+            raise ValueError("at and allow_stale apply to customer_ids only")
+        return self
+
+
 def score_request_model(contract: FeatureContract) -> type[Contract]:
-    """``{"rows": [FeatureVector, ...], "model": alias}`` for ``contract``."""
+    """``{"rows": [FeatureVector, ...] | "customer_ids": [...], "model": alias}`` for
+    ``contract``: explicit features, or ids whose features come from the online store."""
     vector = contract.vector_model()
+    rows_type: Any = list[vector] | None  # type: ignore[valid-type]
     model: type[Contract] = create_model(
         "ScoreRequest",
-        __base__=Contract,
+        __base__=_ScoreRequestBase,
         rows=(
-            list[vector],  # type: ignore[valid-type]
-            Field(min_length=1, max_length=MAX_ROWS, description="1 to 1,000 feature vectors."),
+            rows_type,
+            Field(
+                default=None,
+                min_length=1,
+                max_length=MAX_ROWS,
+                description="1 to 1,000 feature vectors.",
+            ),
+        ),
+        customer_ids=(
+            list[CustomerId] | None,
+            Field(
+                default=None,
+                min_length=1,
+                max_length=MAX_ROWS,
+                description="1 to 1,000 customer ids, scored on their online-store features.",
+            ),
+        ),
+        at=(
+            AwareDatetime | None,
+            Field(
+                default=None,
+                description="The request's time (default now): no feature dated after it is used.",
+            ),
+        ),
+        allow_stale=(
+            bool,
+            Field(
+                default=False,
+                description="Use features older than the contract's "
+                "freshness limit, flagged, instead of answering 409 stale_features.",
+            ),
         ),
         model=(
             ModelAlias | None,
@@ -74,15 +154,77 @@ def score_request_model(contract: FeatureContract) -> type[Contract]:
     return model
 
 
+class _DecideRequestBase(Contract):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["customer", "features"],
+                    "properties": {
+                        "customer": {"type": "object"},
+                        "features": {"type": "object"},
+                        "customer_id": _NULL,
+                        "allow_stale": {"const": False},
+                    },
+                },
+                {
+                    "required": ["customer"],
+                    "properties": {
+                        "customer": {"type": "object"},
+                        "features": _NULL,
+                        "customer_id": _NULL,
+                    },
+                },
+                {
+                    "required": ["customer_id"],
+                    "properties": {
+                        "customer_id": {"type": "string"},
+                        "customer": _NULL,
+                        "features": _NULL,
+                    },
+                },
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _one_customer(self) -> Self:
+        customer, cid = getattr(self, "customer", None), getattr(self, "customer_id", None)
+        if (customer is None) == (cid is None):
+            raise ValueError("give customer (a decision context) or customer_id, not both")
+        if cid is not None and getattr(self, "features", None) is not None:
+            raise ValueError("features need customer: customer_id alone reads the online store")
+        if getattr(self, "features", None) is not None and getattr(self, "allow_stale", False):
+            raise ValueError("allow_stale applies to features from the online store only")
+        return self
+
+
 def decide_request_model(contract: FeatureContract) -> type[Contract]:
-    """``{"customer": DecisionContext, "features": Features, "model": alias}``; the customer
-    id is given once, in ``customer``."""
-    features = contract.vector_model(with_id=False)
+    """``{"customer": DecisionContext, "features": Features, "model": alias}``; without
+    ``features`` (or with ``customer_id`` alone) the features come from the online store
+    by the customer's id."""
+    features: Any = contract.vector_model(with_id=False) | None
     model: type[Contract] = create_model(
         "DecideRequest",
-        __base__=Contract,
-        customer=(DecisionContext, ...),
-        features=(features, ...),
+        __base__=_DecideRequestBase,
+        customer=(DecisionContext | None, None),
+        customer_id=(
+            CustomerId | None,
+            Field(
+                default=None,
+                description="A customer id alone: features and country from "
+                "the online store, no consent on record (so no channel that needs one).",
+            ),
+        ),
+        features=(features, None),
+        allow_stale=(
+            bool,
+            Field(
+                default=False,
+                description="Use online features older than the contract's "
+                "freshness limit, flagged, instead of answering 409 stale_features.",
+            ),
+        ),
         model=(ModelAlias | None, None),
     )
     return model

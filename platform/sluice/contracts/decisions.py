@@ -105,3 +105,9 @@ class Decision(Contract):
     catalog: Slug
     """Catalog the offers came from."""
     decided_at: AwareDatetime
+    features_at: AwareDatetime | None = None
+    """The feature timestamp of the online-store row the score used (None: the request
+    gave the features)."""
+    stale_features: bool = False
+    """That row was older than the contract's freshness limit, used because the request
+    allowed it."""

@@ -110,6 +110,10 @@ class FeatureContract(Contract):
     """Column holding the opaque customer id."""
     features: tuple[FeatureSpec, ...] = Field(min_length=1)
     """Features in model input order."""
+    max_age_hours: float = Field(default=48.0, gt=0, le=24 * 366)
+    """Freshness limit of online features: a row whose feature timestamp is older than this
+    when a decision is made is stale (refused, or used and flagged when the request says
+    so). The default tolerates one missed nightly build."""
 
     @model_validator(mode="after")
     def _unique_names(self) -> FeatureContract:

@@ -68,8 +68,10 @@ class JourneySpec(Contract):
     """Customer profiles (``customers.parquet``): consent, time zone, addresses, names,
     and the attributes branches test."""
     features: Path | None = None
-    """Feature rows by customer (as ``sluice features build`` writes) for model scores:
-    score branches and sends whose offer comes from the decision rules."""
+    """Feature rows by customer for model scores (score branches and sends whose offer
+    comes from the decision rules): a Parquet file (as ``sluice features build`` writes),
+    or the online store's ``feature_store.yaml`` (as ``sluice features materialize``
+    writes), looked up per batch as the decision service looks customers up by id."""
     model: str = "sluice-propensity@champion"
     """The model that scores customers for the decision rules."""
     offers: str = "builtin:default"

@@ -1,5 +1,6 @@
 """The demo pipeline: synthesise a base, build features, train, promote, batch-score,
-then run the example campaign (``jobs/spring-boots.yaml``) through the gates to a real
+materialize the scored audience into the online store (decisions by customer id), then
+run the example campaign (``jobs/spring-boots.yaml``) through the gates to a real
 SMTP server, and the example journey (``jobs/cart-abandonment.yaml``) with the
 orchestrator on a compressed clock.
 
@@ -138,6 +139,7 @@ def run_demo(
         ),
         registry,
     )
+    online = _materialize(audience / "features.parquet", settings, step)
     figures: dict[str, Any] = {}
     if config.campaign is not None:
         figures = _campaign(config, settings, work, calendar, step)
@@ -159,6 +161,26 @@ def run_demo(
         "rows_per_s": report.rows_per_s,
         "predictor": report.predictor,
         "scores": str(work / "scores"),
+        "online_store": online,
+    }
+
+
+def _materialize(
+    features: Path, settings: SluiceSettings, step: Callable[[str], None]
+) -> dict[str, Any]:
+    """The scored audience into the online store, for decisions by customer id."""
+    from sluice.contracts.propensity import PROPENSITY_V1
+    from sluice.online import OnlineStore, OnlineStoreConfig, materialize
+
+    config = OnlineStoreConfig.from_settings(settings)
+    step(f"Materializing the audience's features into the online store ({config.url})")
+    report = materialize(features, PROPENSITY_V1, OnlineStore(config, PROPENSITY_V1))
+    config.write_feature_store_yaml(config.registry.parent)
+    return {
+        "rows": report.rows,
+        "rows_per_s": report.rows_per_s,
+        "store": report.store,
+        "features_at": report.features_at,
     }
 
 

@@ -92,14 +92,15 @@ class StreamConsumer:
         """
         if count < 1:
             raise ValueError(f"count must be at least 1, not {count}")
-        claimed = self.client.xautoclaim(
+        # redis-py types replies as "Awaitable | Any" (sync and async clients share them)
+        claimed: Any = self.client.xautoclaim(
             self.stream, self.group, self.consumer, self.claim_idle_ms, "0-0", count=count
         )
         entries = _entries(claimed[1])
         reclaimed = len(entries)
         if reclaimed < count:
             block = block_ms if block_ms > 0 and not entries else None
-            response = self.client.xreadgroup(
+            response: Any = self.client.xreadgroup(
                 self.group, self.consumer, {self.stream: ">"}, count=count - reclaimed, block=block
             )
             streams = response.values() if isinstance(response, dict) else (r[1] for r in response)

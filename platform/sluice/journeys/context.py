@@ -2,14 +2,20 @@
 
 Profiles and feature rows are read once per file and indexed by customer id; scores
 are computed per batch with the model version the alias names when the engine starts
-(pinned for the engine's lifetime, as a campaign run pins its version).
+(pinned for the engine's lifetime, as a campaign run pins its version). A journey whose
+``features`` is the online store's ``feature_store.yaml`` (written by ``sluice features
+materialize``) reads each batch's rows from the online store instead, the lookup the
+decision service uses, so a branch or a send scores the same row a decision by id does:
+only rows dated at or before the batch's time and within the contract's freshness limit
+are scored (the others are left unscored, like unknown customers).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +24,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.errors import InputError
+from sluice.online.config import OnlineStoreConfig
+from sluice.online.lookup import OnlineFeatures
 
 _TABLES: dict[tuple[str, float], tuple[dict[str, int], pa.Table]] = {}
 _ZONES: dict[tuple[str, float], tuple[np.ndarray, list[str]] | None] = {}
@@ -99,24 +108,59 @@ class Scored:
     matrix: dict[str, np.ndarray]
     names: tuple[str, ...] = ()
     """Feature names of the matrix columns."""
+    features_at: dict[str, datetime] = field(default_factory=dict)
+    """The feature timestamp of each customer's row, when it came from the online store."""
+
+
+def is_online_store(features: Path) -> bool:
+    """Whether a journey's ``features`` names the online store (its feature_store.yaml)."""
+    return features.suffix in (".yaml", ".yml")
 
 
 class Scorer:
-    """Scores customers with one model version on the journey's feature rows."""
+    """Scores customers with one model version on the journey's feature rows: a Parquet
+    file, or the online store a ``feature_store.yaml`` describes."""
 
-    def __init__(self, features: Path, model: Any) -> None:
+    def __init__(self, features: Path, model: Any, clock: Clock = SYSTEM_CLOCK) -> None:
         from sluice.scoring.predictor import BoosterPredictor
 
-        self.index, self.table = indexed(features)
         self.model = model
+        self.clock = clock
         self.predictor = BoosterPredictor(model.model_text, threads=1)
         self.names: tuple[str, ...] = tuple(model.contract.names)
+        self.online: OnlineFeatures | None = None
+        if is_online_store(features):
+            config = OnlineStoreConfig.from_feature_store_yaml(features)
+            self.online = OnlineFeatures(config, model.contract)
+        else:
+            self.index, self.table = indexed(features)
 
-    def score(self, ids: Sequence[str]) -> Scored:
-        known = [c for c in dict.fromkeys(ids) if c in self.index]
-        if not known:
+    def score(self, ids: Sequence[str], at: datetime | None = None) -> Scored:
+        """Scores of the customers with usable feature rows (as of ``at``, default now)."""
+        unique = list(dict.fromkeys(ids))
+        stamps: dict[str, datetime] = {}
+        if self.online is not None:
+            found = self.online.lookup(unique, at or self.clock.now())
+            usable = [f for f in found if f.row is not None and f.features_at is not None]
+            stamps = {f.customer_id: f.features_at for f in usable if f.features_at}
+            id_column = self.model.contract.id_column
+            rows = (
+                pa.Table.from_pylist(
+                    [{id_column: f.customer_id, **(f.row or {})} for f in usable],
+                    schema=self.model.contract.arrow_schema(),
+                )
+                if usable
+                else None
+            )
+        else:
+            known = [c for c in unique if c in self.index]
+            rows = (
+                self.table.take(pa.array([self.index[c] for c in known], pa.int64()))
+                if known
+                else None
+            )
+        if rows is None:
             return Scored({}, self.model.name, self.model.version, {}, self.names)
-        rows = self.table.take(pa.array([self.index[c] for c in known], pa.int64()))
         checked = self.model.contract.validate_batch(rows)
         valid = [str(c) for c in checked.ids.to_pylist()]
         probs = self.predictor.predict(checked.matrix) if valid else np.empty(0)
@@ -126,4 +170,5 @@ class Scorer:
             self.model.version,
             {c: checked.matrix[i] for i, c in enumerate(valid)},
             self.names,
+            {c: stamps[c] for c in valid if c in stamps},
         )

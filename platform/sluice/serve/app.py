@@ -16,6 +16,8 @@ from ray.serve import Application
 
 from sluice.contracts._base import Contract
 from sluice.decisioning.catalog import CatalogSource
+from sluice.errors import ConfigError
+from sluice.online.config import OnlineStoreConfig
 from sluice.registry.uri import ModelURI
 from sluice.serve.deployments import Decider, Ingress, IngressOptions, Scorer, ScorerTuning, Stores
 from sluice.settings import get_settings
@@ -44,9 +46,20 @@ class DecisionAppArgs(Contract):
     """MLflow registry URI, when it differs."""
     api_keys_file: str | None = None
     """Keys file; default SLUICE_API_KEYS_FILE or SLUICE_HOME/api-keys.json."""
+    online_store: str | None = None
+    """Online feature store for decisions by id (``sqlite:///PATH`` or
+    ``redis://HOST:PORT/DB``, no password); default: each Scorer replica's
+    SLUICE_ONLINE_STORE_URL, else Feast's SQLite store under SLUICE_HOME."""
 
     @model_validator(mode="after")
     def _aliases(self) -> Self:
+        if self.online_store is not None:
+            if "@" in self.online_store:
+                raise ValueError("online_store: no password in args; set it in the replicas' env")
+            try:
+                OnlineStoreConfig.from_url(self.online_store, Path(), field="online_store")
+            except ConfigError as exc:
+                raise ValueError(exc.message) from exc
         uris = [ModelURI.parse(m, field="models") for m in self.models]
         if not uris or any(u.alias is None for u in uris):
             raise ValueError("models: every entry must be NAME@ALIAS")
@@ -69,6 +82,7 @@ def _stores(args: DecisionAppArgs) -> Stores:
         registry_uri=args.registry_uri or settings.registry_uri,
         api_keys_file=str(keys.expanduser().resolve()),
         clock=settings.clock,
+        online_store_url=args.online_store,
     )
 
 

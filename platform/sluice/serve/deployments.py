@@ -23,6 +23,8 @@ from sluice.contracts.decisions import Decision, DecisionContext
 from sluice.contracts.propensity import PROPENSITY_V1
 from sluice.decisioning.catalog import CatalogSource
 from sluice.decisioning.rules import decide
+from sluice.online.config import OnlineStoreConfig
+from sluice.online.lookup import OnlineFeatures
 from sluice.registry.registry import Registry
 from sluice.serve.backends import ServeBackend
 from sluice.serve.engine import ScoreJob, ScoreOutcome, ScoringEngine
@@ -45,6 +47,9 @@ class Stores:
     api_keys_file: str
     clock: Clock = SYSTEM_CLOCK
     """Business time for decisions, reviews and events (the builder's settings)."""
+    online_store_url: str | None = None
+    """The online feature store, when the app's args name one (without a password); else
+    the replica's own ``SLUICE_ONLINE_STORE_URL``, else SQLite under home."""
 
     def settings(self) -> SluiceSettings:
         return SluiceSettings(
@@ -53,6 +58,13 @@ class Stores:
             registry_uri=self.registry_uri,
             clock_offset=self.clock.offset,
         )
+
+    def online_features(self) -> OnlineFeatures:
+        """The served contract's features by id, in the store these stores name (its
+        password, if any, from this replica's own environment)."""
+        settings = self.settings()
+        url = self.online_store_url or settings.online_store_url
+        return OnlineFeatures(OnlineStoreConfig.from_url(url, settings.home_dir), PROPENSITY_V1)
 
 
 class ScorerTuning(Contract):
@@ -86,7 +98,14 @@ class Scorer:
         stores: Stores,
         tuning: dict[str, Any] | None = None,
     ) -> None:
-        self.engine = ScoringEngine(models, PROPENSITY_V1, Registry(stores.settings()), predictor)  # type: ignore[arg-type]
+        self.engine = ScoringEngine(
+            models,
+            PROPENSITY_V1,
+            Registry(stores.settings()),
+            predictor,  # type: ignore[arg-type]
+            features=stores.online_features(),
+            clock=stores.clock,
+        )
         self.tuning = ScorerTuning.model_validate(tuning or {})
         self._gauge: Any = model_version_gauge()
         await asyncio.to_thread(self.engine.refresh)
@@ -119,7 +138,7 @@ class Scorer:
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.001)
     async def score(self, calls: list[list[ScoreJob]]) -> list[list[ScoreOutcome]]:
         jobs = [job for call in calls for job in call]
-        rows = sum(len(j.matrix) for j in jobs)
+        rows = sum(len(j.matrix) if j.matrix is not None else len(j.ids) for j in jobs)
         outcomes = (
             await asyncio.to_thread(self.engine.score, jobs)
             if rows > BIG_BATCH_ROWS

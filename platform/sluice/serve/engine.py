@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from sluice.contracts.api import ServedModel
+from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import ConflictError, ModelUnavailableError, NotFoundError, SluiceError
+from sluice.online.lookup import OnlineFeatures
 from sluice.registry.registry import Registry
 from sluice.registry.uri import ModelURI
 from sluice.scoring.predictor import Predictor, PredictorMode, prepare_predictor
+from sluice.serve.engine_types import ScoreJob, ScoreOutcome
+
+__all__ = ["ActiveModel", "ScoreJob", "ScoreOutcome", "ScoringEngine", "Slot"]
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
 
@@ -40,27 +45,6 @@ class Slot:
     error: str | None = "not loaded yet"
 
 
-@dataclass(frozen=True)
-class ScoreJob:
-    """Rows of one request (already validated and encoded) and the alias to use."""
-
-    matrix: np.ndarray
-    alias: str | None = None
-
-
-@dataclass(frozen=True)
-class ScoreOutcome:
-    scores: np.ndarray | None = None
-    model_name: str = ""
-    model_version: str = ""
-    error: SluiceError | None = field(default=None)
-
-    def unwrap(self) -> ScoreOutcome:
-        if self.error is not None:
-            raise self.error
-        return self
-
-
 class ScoringEngine:
     def __init__(
         self,
@@ -68,6 +52,8 @@ class ScoringEngine:
         contract: FeatureContract,
         registry: Registry,
         predictor: PredictorMode = "auto",
+        features: OnlineFeatures | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         uris = [ModelURI.parse(m, field="models") for m in models]
         if not uris or any(u.alias is None for u in uris):
@@ -79,6 +65,9 @@ class ScoringEngine:
         self.contract = contract
         self.registry = registry
         self.predictor_mode = predictor
+        self.features = features
+        """The online store that by-id jobs read (None: by-id jobs are refused)."""
+        self.clock = clock
 
     def refresh(self) -> list[str]:
         """Re-resolve every alias and swap in versions that moved; returns what changed."""
@@ -128,12 +117,20 @@ class ScoringEngine:
             return ModelUnavailableError(f"{slot.uri} is not loaded: {slot.error}", field="model")
         return slot
 
-    def score(self, jobs: Sequence[ScoreJob]) -> list[ScoreOutcome]:
-        """Score many requests; one predict per alias for the whole batch."""
-        outcomes: list[ScoreOutcome | None] = [None] * len(jobs)
+    def score(self, given: Sequence[ScoreJob]) -> list[ScoreOutcome]:
+        """Score many requests; one online-store read for every by-id job of the batch, one
+        predict per alias for the whole batch."""
+        from sluice.serve.byid import resolve
+
+        outcomes: list[ScoreOutcome | None] = [None] * len(given)
         groups: dict[str, list[int]] = {}
-        for i, job in enumerate(jobs):
-            found = self._slot(job.alias)
+        jobs: list[ScoreJob] = list(given)
+        for i, ready in enumerate(resolve(given, self.features, self.contract, self.clock)):
+            if isinstance(ready, SluiceError):
+                outcomes[i] = ScoreOutcome(error=ready)
+                continue
+            jobs[i] = ready
+            found = self._slot(ready.alias)
             if isinstance(found, SluiceError):
                 outcomes[i] = ScoreOutcome(error=found)
             else:
@@ -141,16 +138,22 @@ class ScoringEngine:
         for alias, members in groups.items():
             model = self.slots[alias].active
             assert model is not None
-            matrix = (
-                np.vstack([jobs[i].matrix for i in members])
-                if len(members) > 1
-                else jobs[members[0]].matrix
-            )
+            matrices = [m for m in (jobs[i].matrix for i in members) if m is not None]
+            matrix = np.vstack(matrices) if len(members) > 1 else matrices[0]
             scores = model.predictor.predict(matrix)
             start = 0
             for i in members:
-                n = len(jobs[i].matrix)
-                outcomes[i] = ScoreOutcome(scores[start : start + n], model.name, model.version)
+                job = jobs[i]
+                assert job.matrix is not None
+                n = len(job.matrix)
+                outcomes[i] = ScoreOutcome(
+                    scores[start : start + n],
+                    model.name,
+                    model.version,
+                    features_at=job.features_at,
+                    stale=job.stale,
+                    rows=job.rows,
+                )
                 start += n
         return [
             o if o is not None else ScoreOutcome(error=SluiceError("not scored")) for o in outcomes

@@ -48,7 +48,7 @@ from sluice.contracts.api import (
 )
 from sluice.contracts.decisions import Decision, DecisionContext
 from sluice.contracts.feature_contract import FeatureContract
-from sluice.errors import SluiceError, UnavailableError
+from sluice.errors import InputError, SluiceError, UnavailableError
 from sluice.serve.engine import ScoreJob, ScoreOutcome
 from sluice.serve.events_routes import add_event_routes, redact, redact_logs
 from sluice.serve.journey_routes import add_journey_routes
@@ -224,23 +224,50 @@ def create_api(
         )
 
     async def score(body: Any, _: ScoreKey) -> ScoreResponse:
-        rows = [r.model_dump() for r in body.rows]
-        outcome = (await backend.score(ScoreJob(contract.encode_rows(rows), body.model))).unwrap()
+        if body.customer_ids is not None:
+            ids = tuple(body.customer_ids)
+            job = ScoreJob(None, body.model, ids=ids, at=body.at, allow_stale=body.allow_stale)
+        else:
+            rows = [r.model_dump() for r in body.rows]
+            ids = tuple(r[contract.id_column] for r in rows)
+            job = ScoreJob(contract.encode_rows(rows), body.model)
+        outcome = (await backend.score(job)).unwrap()
         assert outcome.scores is not None
+        stamps = outcome.features_at or (None,) * len(ids)
+        stale = outcome.stale or (False,) * len(ids)
         scored = tuple(
-            ScoredRow(customer_id=r[contract.id_column], score=float(s))
-            for r, s in zip(rows, outcome.scores, strict=True)
+            ScoredRow(customer_id=c, score=float(s), features_at=t, stale_features=f)
+            for c, s, t, f in zip(ids, outcome.scores, stamps, stale, strict=True)
         )
         return ScoreResponse(
             model_name=outcome.model_name, model_version=outcome.model_version, scores=scored
         )
 
     async def decide(body: Any, _: DecideKey) -> Decision:
-        features = {**body.features.model_dump(), contract.id_column: body.customer.customer_id}
-        outcome = (
-            await backend.score(ScoreJob(contract.encode_rows([features]), body.model))
-        ).unwrap()
-        decision = await backend.decide(body.customer, outcome, f"dec_{uuid.uuid4().hex}")
+        customer: DecisionContext | None = body.customer
+        if body.features is not None:
+            assert customer is not None
+            features = {**body.features.model_dump(), contract.id_column: customer.customer_id}
+            job = ScoreJob(contract.encode_rows([features]), body.model)
+        else:
+            cid = customer.customer_id if customer is not None else body.customer_id
+            at = customer.at if customer is not None else None
+            job = ScoreJob(
+                None,
+                body.model,
+                ids=(cid,),
+                at=at,
+                allow_stale=body.allow_stale,
+                return_rows=customer is None,
+            )
+        outcome = (await backend.score(job)).unwrap()
+        if customer is None:
+            customer = context_from_features(body.customer_id, outcome.rows[0])
+        decision = await backend.decide(customer, outcome, f"dec_{uuid.uuid4().hex}")
+        if outcome.features_at:
+            decision = decision.model_copy(
+                update={"features_at": outcome.features_at[0], "stale_features": outcome.stale[0]}
+            )
         metrics.decision(decision.offer_id, decision.channel.value if decision.channel else None)
         log.info(
             json.dumps(
@@ -252,6 +279,10 @@ def create_api(
                     "channel": decision.channel,
                     "score": decision.score,
                     "model_version": decision.model_version,
+                    "features_at": (
+                        decision.features_at.isoformat() if decision.features_at else None
+                    ),
+                    "stale_features": decision.stale_features,
                 }
             )
         )
@@ -262,7 +293,7 @@ def create_api(
         "/v1/score",
         response_model=ScoreResponse,
         responses=ERRORS,
-        summary="Score 1 to 1,000 feature vectors",
+        summary="Score 1 to 1,000 feature vectors or customer ids",
     )(score)
     decide.__annotations__["body"] = decide_body
     api.post(
@@ -305,6 +336,19 @@ def create_api(
         add_journey_routes(api, events_key, ERRORS, settings)
     api.add_middleware(RequestIds, metrics=metrics, fallback=request_id, echo=echo_request_id)
     return api
+
+
+def context_from_features(customer_id: str, row: dict[str, Any]) -> DecisionContext:
+    """The decision context of a request that gave only a customer id: the country from the
+    online features, no consent on record."""
+    country = row.get("country")
+    if not isinstance(country, str):
+        raise InputError(
+            f"customer: the online features of {customer_id!r} have no country; give the "
+            "customer's decision context",
+            field="customer",
+        )
+    return DecisionContext(customer_id=customer_id, country=country)
 
 
 def _review_view(item: ReviewItem) -> ReviewView:
