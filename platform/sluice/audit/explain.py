@@ -33,10 +33,14 @@ def explain(run_id: str, customer_id: str, database_url: str) -> tuple[str, dict
     lines = [f"Customer {customer_id} in run {run_id} (campaign {r['campaign_id']})."]
     if r.get("model_name"):
         score = f"{r['score']:.4f}" if r.get("score") is not None else "no score"
+        snapshot = (
+            f"features as of {r['features_at']:%Y-%m-%d %H:%M:%S} UTC"
+            if r.get("features_at") is not None
+            else f"the feature snapshot {str(r.get('feature_hash') or '')[:16]}"
+        )
         lines.append(
-            f"Model {r['model_name']} version {r['model_version']} scored {score} on the "
-            f"feature snapshot {str(r.get('feature_hash') or '')[:16]}; arm {r['arm']}; "
-            f"decision {r['decision_id']}."
+            f"Model {r['model_name']} version {r['model_version']} scored {score} on "
+            f"{snapshot}; arm {r['arm']}; decision {r['decision_id']}."
         )
     if r.get("offer_id"):
         ev = r.get("expected_value")

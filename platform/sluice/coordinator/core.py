@@ -160,6 +160,7 @@ class CoordinatorCore:
             "model_name": row.get("model_name"),
             "model_version": row.get("model_version"),
             "feature_hash": row.get("feature_hash"),
+            "features_at": row.get("features_at"),
             "score": _s(row.get("score")),
             "offer_id": row.get("offer_id"),
             "channel": row.get("channel"),

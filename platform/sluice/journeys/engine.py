@@ -173,9 +173,9 @@ class JourneyEngine:
             return None
         scorer = self._scorers.get(spec.journey_id)
         if scorer is None:
-            scorer = Scorer(spec.features, self.config.models(spec.model))
+            scorer = Scorer(spec.features, self.config.models(spec.model), clock=self.clock)
             self._scorers[spec.journey_id] = scorer
-        return scorer.score(ids)
+        return scorer.score(ids, at=self.clock.now())
 
     def _advance_journey(
         self, spec: JourneySpec, insts: Sequence[Instance], now: datetime

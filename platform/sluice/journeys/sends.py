@@ -126,6 +126,10 @@ def candidates(ctx: SendContext, run_id: str, send: Send, items: Sequence[Instan
             "model_name": pa.array([scored.model_name if scored else None] * n, pa.string()),
             "model_version": pa.array([scored.model_version if scored else None] * n, pa.string()),
             "feature_hash": pa.nulls(n, pa.string()),
+            "features_at": pa.array(
+                [scored.features_at.get(c) if scored else None for c in ids],
+                pa.timestamp("us", tz="UTC"),
+            ),
             "offer_id": pa.array(offer_ids, pa.string()),
             "channel": pa.array(channels, pa.string()),
             "expected_value": pa.array(ev, pa.float64()),

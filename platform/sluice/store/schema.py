@@ -101,6 +101,9 @@ audit = Table(
     Column("model_name", String(128)),
     Column("model_version", String(32)),
     Column("feature_hash", String(64)),
+    # The feature timestamp of the row the message was scored on, when an online store
+    # lookup gave it (journeys scoring from the store).
+    Column("features_at", DateTime(timezone=True)),
     Column("score", Float),
     Column("offer_id", String(64)),
     Column("channel", String(16)),
