@@ -64,6 +64,11 @@ class SluiceSettings(BaseSettings):
     api_keys_file: Path | None = Field(
         default=None, description="The API keys file; default home/api-keys.json."
     )
+    api_docs: bool = Field(
+        default=False,
+        description="Serve the interactive API documentation (/docs, /redoc) of the "
+        "decision service; off by default. /openapi.json (the schema) is always served.",
+    )
     experiment: str = Field(default="sluice", description="MLflow experiment for training runs.")
     model_name: str = Field(
         default="sluice-propensity", description="Registered model name of the propensity model."

@@ -1,8 +1,9 @@
 """API keys: created once, shown once, stored only as salted hashes.
 
 A key looks like ``slk_<id>_<secret>``. The keys file (``SLUICE_API_KEYS_FILE``, default
-``SLUICE_HOME/api-keys.json``, mode 0600) holds per key its name, id, scopes, a random salt
-and ``sha256(salt + secret)``. The secret is 256 random bits, so a fast hash is enough:
+``SLUICE_HOME/api-keys.json``, mode 0600) holds per key its name, id, scopes, the brands
+its ``events`` scope is limited to (none: every brand), a random salt and
+``sha256(salt + secret)``. The secret is 256 random bits, so a fast hash is enough:
 there is nothing to brute-force, unlike a password. The store re-reads the file when it
 changes, so a revocation takes effect on the next request without a restart. Keys are
 never logged; only names are. An invalid keys file is refused with an error that names
@@ -16,15 +17,17 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import threading
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
-from pydantic import AwareDatetime, Field, ValidationError
+from pydantic import AwareDatetime, Field, ValidationError, model_validator
 
-from sluice.contracts._base import Contract
+from sluice.contracts._base import Contract, Slug
 from sluice.errors import (
     AuthError,
     ConfigError,
@@ -36,6 +39,7 @@ from sluice.errors import (
 )
 
 PREFIX = "slk"
+BRAND = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 log = logging.getLogger("sluice.auth")
 
 
@@ -51,6 +55,9 @@ class KeyRecord(Contract):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     key_id: str
     scopes: tuple[Scope, ...]
+    brands: tuple[Slug, ...] | None = None
+    """The brands the ``events`` scope is limited to; None (keys made before brands
+    existed too): every brand."""
     salt: str
     digest: str
     created_at: AwareDatetime
@@ -62,6 +69,15 @@ class KeyRecord(Contract):
 
     def allows(self, scope: Scope) -> bool:
         return Scope.ADMIN in self.scopes or scope in self.scopes
+
+    @model_validator(mode="after")
+    def _brands_limit_events(self) -> Self:
+        if self.brands is not None:
+            try:
+                check_brands(self.brands, self.scopes)
+            except InputError as exc:
+                raise ValueError(exc.message.removeprefix("--brand: ")) from None
+        return self
 
 
 class KeyFile(Contract):
@@ -84,6 +100,29 @@ def parse_scopes(text: str) -> tuple[Scope, ...]:
     if not scopes:
         raise InputError("--scopes: give at least one scope", field="scopes")
     return scopes
+
+
+def check_brands(brands: tuple[str, ...], scopes: tuple[Scope, ...]) -> tuple[str, ...]:
+    """``brands`` as a key's limit (unique, in order), or InputError (field ``brand``):
+    a limit needs at least one brand, limits the ``events`` scope, and an ``admin`` key
+    may do everything, so it is never limited."""
+    unique = tuple(dict.fromkeys(brands))
+    for brand in unique:
+        if not BRAND.fullmatch(brand):
+            raise InputError(
+                f"--brand: {brand[:64]!r} is not a brand (1 to 64 of a-z, 0-9, '_', '.', '-', "
+                "starting with a letter or digit)",
+                field="brand",
+            )
+    if not unique:
+        raise InputError("--brand: give at least one brand", field="brand")
+    if Scope.ADMIN in scopes:
+        raise InputError("--brand: an admin key is not limited to brands", field="brand")
+    if Scope.EVENTS not in scopes:
+        raise InputError(
+            "--brand: limits the events scope, and the key does not have it", field="brand"
+        )
+    return unique
 
 
 class KeyStore:
@@ -149,8 +188,13 @@ class KeyStore:
             fh.write(data.model_dump_json(indent=2))
         tmp.replace(self.path)
 
-    def create(self, name: str, scopes: tuple[Scope, ...]) -> tuple[str, KeyRecord]:
-        """A new key: returns the plaintext (shown once) and its stored record."""
+    def create(
+        self, name: str, scopes: tuple[Scope, ...], brands: tuple[str, ...] | None = None
+    ) -> tuple[str, KeyRecord]:
+        """A new key: returns the plaintext (shown once) and its stored record. With
+        ``brands``, its ``events`` scope is limited to them (see :func:`check_brands`)."""
+        if brands is not None:
+            brands = check_brands(brands, scopes)
         with self._lock:
             data = self._load()
             if any(k.name == name and k.active for k in data.keys):
@@ -166,6 +210,7 @@ class KeyStore:
                 name=name,
                 key_id=key_id,
                 scopes=scopes,
+                brands=brands,
                 salt=salt,
                 digest=_digest(salt, secret),
                 created_at=datetime.now(UTC),

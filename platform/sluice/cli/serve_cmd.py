@@ -24,12 +24,26 @@ def create_key(
         str, typer.Option(help="A name for the key (shown in logs instead of the key).")
     ],
     scopes: Annotated[str, typer.Option(help="Comma-separated: score, decide, events, admin.")],
+    brand: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Limit the events scope to this brand (repeat for several); default: every brand."
+        ),
+    ] = None,
 ) -> None:
     """Create a key; it is printed once, as {"key": ...}, and never stored in plain text."""
     from sluice.auth import KeyStore, parse_scopes
 
-    key, record = KeyStore(get_settings().keys_file).create(name, parse_scopes(scopes))
-    emit_json({"key": key, "name": record.name, "scopes": [s.value for s in record.scopes]})
+    brands = tuple(brand) if brand else None
+    key, record = KeyStore(get_settings().keys_file).create(name, parse_scopes(scopes), brands)
+    emit_json(
+        {
+            "key": key,
+            "name": record.name,
+            "scopes": [s.value for s in record.scopes],
+            "brands": list(record.brands) if record.brands is not None else None,
+        }
+    )
 
 
 @keys_app.command("list")
@@ -42,16 +56,22 @@ def list_keys() -> None:
         [
             r.name,
             ",".join(s.value for s in r.scopes),
+            ",".join(r.brands) if r.brands is not None else "all",
             r.created_at.strftime("%Y-%m-%d %H:%M"),
             "revoked" if r.revoked_at else "active",
         ]
         for r in records
     ]
-    console.print(table("API keys", ["name", "scopes", "created (UTC)", "state"], rows))
+    console.print(table("API keys", ["name", "scopes", "brands", "created (UTC)", "state"], rows))
     emit_json(
         {
             "keys": [
-                {"name": r.name, "scopes": [s.value for s in r.scopes], "active": r.active}
+                {
+                    "name": r.name,
+                    "scopes": [s.value for s in r.scopes],
+                    "brands": list(r.brands) if r.brands is not None else None,
+                    "active": r.active,
+                }
                 for r in records
             ]
         }

@@ -32,6 +32,7 @@ from sluice.store.events import EventStore
 from sluice.store.journeys import EventCatalog, journey_catalog
 
 if TYPE_CHECKING:
+    from sluice.feedback.scope import EventScope
     from sluice.registry.registry import Registry
 
 log = logging.getLogger("sluice.events")
@@ -132,10 +133,14 @@ def ingest(
     check_every_s: float = 0.0,
     clock: Clock = SYSTEM_CLOCK,
     registry: Registry | None = None,
+    scope: EventScope | None = None,
 ) -> IngestResult:
     """Validate, store and act on a batch of events (see the module docstring). With a
     ``registry``, the guardrails of the runs the events touch are evaluated (and may roll
-    its aliases back); without one, the events are only stored."""
+    its aliases back); without one, the events are only stored. With a ``scope`` (the
+    brands of the key that posts them), a valid event the key may not post refuses the
+    whole batch (ForbiddenError, see :mod:`sluice.feedback.scope`) before anything is
+    stored."""
     items = list(raw)
     catalog = journey_catalog(engine)
     good, rejected = parse_events(items, catalog)
@@ -143,6 +148,8 @@ def ingest(
     index = [i for i in range(len(items)) if i not in invalid]
     resolved, bad_tokens = resolve_tokens(good, unsubscribe_keys)
     rejected += [r.model_copy(update={"index": index[r.index]}) for r in bad_tokens]
+    if scope is not None:
+        scope.check(engine, [(index[i], e) for i, e in resolved])
     stored = EventStore(engine, clock).add([e for _, e in resolved], source, catalog.types)
     accepted = set(stored.accepted)
     runs = {

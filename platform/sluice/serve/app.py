@@ -20,7 +20,7 @@ from sluice.errors import ConfigError
 from sluice.online.config import OnlineStoreConfig
 from sluice.registry.uri import ModelURI
 from sluice.serve.deployments import Decider, Ingress, IngressOptions, Scorer, ScorerTuning, Stores
-from sluice.settings import get_settings
+from sluice.settings import SluiceSettings, get_settings
 
 
 class DecisionAppArgs(Contract):
@@ -50,6 +50,9 @@ class DecisionAppArgs(Contract):
     """Online feature store for decisions by id (``sqlite:///PATH`` or
     ``redis://HOST:PORT/DB``, no password); default: each Scorer replica's
     SLUICE_ONLINE_STORE_URL, else Feast's SQLite store under SLUICE_HOME."""
+    api_docs: bool | None = None
+    """Serve the interactive docs (/docs, /redoc); default: SLUICE_API_DOCS, else off.
+    /openapi.json is always served."""
 
     @model_validator(mode="after")
     def _aliases(self) -> Self:
@@ -69,12 +72,18 @@ class DecisionAppArgs(Contract):
         return self
 
 
-def _stores(args: DecisionAppArgs) -> Stores:
+def _settings(args: DecisionAppArgs) -> SluiceSettings:
     settings = get_settings()  # the app's edge: configuration is read here, once
     if args.sluice_home:
         settings = settings.model_copy(update={"home": Path(args.sluice_home)})
     if args.api_keys_file:
         settings = settings.model_copy(update={"api_keys_file": Path(args.api_keys_file)})
+    if args.api_docs is not None:
+        settings = settings.model_copy(update={"api_docs": args.api_docs})
+    return settings
+
+
+def _stores(args: DecisionAppArgs, settings: SluiceSettings) -> Stores:
     keys = settings.keys_file
     return Stores(
         home=str(settings.home_dir),
@@ -91,13 +100,16 @@ def build_app(args: DecisionAppArgs) -> Application:
     given: object = args
     if not isinstance(given, DecisionAppArgs):  # a plain mapping, from callers other than Serve
         args = DecisionAppArgs.model_validate(given)
-    stores = _stores(args)
+    settings = _settings(args)
+    stores = _stores(args, settings)
     catalog = CatalogSource.read(args.offers)
     tuning = ScorerTuning(model_poll_interval_s=args.model_poll_interval_s).model_dump()
     # @serve.deployment turns the classes into Deployments; mypy sees only the classes.
     scorer = cast(Any, Scorer).bind(list(args.models), args.predictor, stores, tuning)
     decider = cast(Any, Decider).bind(catalog, stores.clock)
     default_alias = str(ModelURI.parse(args.models[0]).alias)
-    options = IngressOptions(default_alias, args.edge_batch_size, args.edge_batch_wait_s)
+    options = IngressOptions(
+        default_alias, args.edge_batch_size, args.edge_batch_wait_s, settings.api_docs
+    )
     app: Application = cast(Any, Ingress).bind(scorer, decider, stores, options)
     return app

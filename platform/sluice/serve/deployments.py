@@ -189,6 +189,8 @@ class IngressOptions:
     default_alias: str
     batch_size: int
     batch_wait_s: float
+    api_docs: bool = False
+    """Serve /docs and /redoc (see ``create_api``)."""
 
 
 @serve.deployment(name="Ingress", max_ongoing_requests=128)
@@ -204,6 +206,7 @@ class Ingress:
         # Home and clock from the app; the database URL from this replica's own settings
         # (it may carry a password, which never travels as a deployment argument).
         self.settings = stores.settings()
+        self.api_docs = options.api_docs
 
     def __serve_build_asgi_app__(self) -> Any:
         return create_api(
@@ -213,4 +216,5 @@ class Ingress:
             RayMetrics(),
             request_id=_request_id,
             settings=self.settings,
+            docs=self.api_docs,
         )

@@ -1,7 +1,8 @@
-"""Outcome events into the decision service: ``POST /v1/events`` (``events`` scope) and
-the one-click unsubscribe target ``POST /v1/unsubscribe/{token}`` (RFC 8058; the signed
-token is the credential, so mail providers need no API key, and is never logged:
-:func:`redact_logs` filters it out of what the HTTP server, Serve and the app log).
+"""Outcome events into the decision service: ``POST /v1/events`` (``events`` scope; a
+key limited to brands may post only its brands' events, see
+:mod:`sluice.feedback.scope`), and the unsubscribe links of delivered messages (see
+:mod:`sluice.serve.unsubscribe_routes`), whose tokens are credentials and never logged:
+:func:`redact_logs` filters them out of what the HTTP server, Serve and the app log.
 
 Handlers are synchronous (database writes): FastAPI runs them in its thread pool.
 """
@@ -10,23 +11,22 @@ Handlers are synchronous (database writes): FastAPI runs them in its thread pool
 
 import logging
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Path
+from fastapi import FastAPI
 from pydantic import Field
 
+from sluice.auth.keys import KeyRecord, Scope
 from sluice.contracts._base import Contract
 from sluice.contracts.feedback import IngestResult
-from sluice.errors import NotFoundError
+from sluice.serve.unsubscribe_routes import add_unsubscribe_routes
 from sluice.settings import SluiceSettings
+
+if TYPE_CHECKING:
+    from sluice.feedback.scope import EventScope
 
 GUARDRAIL_CHECK_EVERY_S = 5.0
 """A run's guardrails are evaluated at most this often from the events route."""
-TOKEN_PATTERN = r"^(?:[A-Za-z0-9]{1,16}\.)?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
-"""``<kid>.<body>.<mac>``; a token of the old format (no key id) gets as far as
-:func:`sluice.channels.unsubscribe.read_token`, which refuses it (404, field ``token``).
-The token never appears in a log: see :func:`redact`."""
-
 _TOKEN_IN_PATH = re.compile(r"(/v1/unsubscribe/)[^\s\"'?#/]+")
 REDACTED_LOGGERS = ("uvicorn.access", "uvicorn.error", "ray.serve", "ray.serve.sluice")
 """Loggers that write request paths: the HTTP server's, Serve's (access lines), ours."""
@@ -71,23 +71,19 @@ class RawEvents(Contract):
     events: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
 
 
-class Unsubscribed(Contract):
-    unsubscribed: bool
-    duplicate: bool
-
-
 def add_event_routes(
     api: FastAPI, events_key: Any, errors: dict[int | str, Any], settings: SluiceSettings
 ) -> None:
+    """``POST /v1/events``, then the unsubscribe routes."""
     from sluice.channels.unsubscribe import secret
-    from sluice.feedback.ingest import ingest, unsubscribe_event
+    from sluice.feedback.ingest import ingest
     from sluice.registry.registry import Registry
     from sluice.store.db import connect
 
     clock, url, home = settings.clock, settings.effective_database_url, settings.home_dir
     registry = Registry(settings)  # a fired guardrail may roll an alias back
 
-    def post_events(body: RawEvents, _: events_key) -> IngestResult:
+    def post_events(body: RawEvents, key: events_key) -> IngestResult:
         return ingest(
             connect(url),
             body.events,
@@ -96,25 +92,8 @@ def add_event_routes(
             check_every_s=GUARDRAIL_CHECK_EVERY_S,
             clock=clock,
             registry=registry,
+            scope=event_scope(key),
         )
-
-    def one_click_unsubscribe(
-        token: Annotated[str, Path(max_length=1024, pattern=TOKEN_PATTERN)],
-    ) -> Unsubscribed:
-        event = unsubscribe_event(token, clock.now().isoformat())
-        result = ingest(
-            connect(url),
-            [event],
-            "one-click",
-            secret(home),
-            GUARDRAIL_CHECK_EVERY_S,
-            clock,
-            registry,
-        )
-        if result.rejected:  # a link that was never issued (or a forged one)
-            first = result.rejected[0]
-            raise NotFoundError(f"token: {first.reason}", field=first.field)
-        return Unsubscribed(unsubscribed=True, duplicate=result.duplicates > 0)
 
     api.post(
         "/v1/events",
@@ -122,9 +101,14 @@ def add_event_routes(
         responses=errors,
         summary="Outcome events: validated one by one, deduplicated by event id",
     )(post_events)
-    api.post(
-        "/v1/unsubscribe/{token}",
-        response_model=Unsubscribed,
-        responses=errors,
-        summary="One-click unsubscribe (RFC 8058): suppresses at once",
-    )(one_click_unsubscribe)
+    add_unsubscribe_routes(api, errors, settings)
+
+
+def event_scope(key: KeyRecord) -> "EventScope":
+    """What ``key`` may post: its brands (every brand when it has none), and a
+    suppression for all brands only with ``admin``."""
+    from sluice.feedback.scope import EventScope
+
+    admin = Scope.ADMIN in key.scopes
+    limited = key.brands is not None and not admin
+    return EventScope(key.name, frozenset(key.brands or ()) if limited else None, admin)

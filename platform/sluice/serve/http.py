@@ -157,12 +157,14 @@ def create_api(
     request_id: Callable[[], str | None] = lambda: None,
     echo_request_id: bool = True,
     settings: SluiceSettings | None = None,
+    docs: bool = False,
 ) -> FastAPI:
     """The FastAPI app of the decision service. ``request_id`` supplies the host's id
     (Serve's); ``echo_request_id`` adds the ``X-Request-Id`` response header (Serve adds
     its own). ``settings`` (built by the caller, the app's edge) say where the review,
     event and suppression stores are and which clock is business time; without them the
-    app serves decisions only."""
+    app serves decisions only. ``docs`` serves the interactive documentation (``/docs``,
+    ``/redoc``); ``/openapi.json`` is always served (clients and the fuzz test read it)."""
     metrics = metrics or NoMetrics()
     redact_logs()
     # Request bodies are generated from the contract at run time; the routes are declared
@@ -170,7 +172,13 @@ def create_api(
     score_body = score_request_model(contract)
     decide_body = decide_request_model(contract)
     bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer slk_...`")
-    api = FastAPI(title="Sluice decision service", version="1", description=__doc__)
+    api = FastAPI(
+        title="Sluice decision service",
+        version="1",
+        description=__doc__,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
 
     Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 

@@ -1,8 +1,10 @@
 """Entering a journey through the API: ``POST /v1/journeys/{journey_id}/entries``.
 
-For journeys whose spec allows it (``entry.api: true``). Each entry is admitted or
-refused on its own (a missing entry key, a live instance, the re-entry rule) and the
-answer says which; admitted ones are instances the orchestrator advances.
+For journeys whose spec allows it (``entry.api: true``); a key whose ``events`` scope is
+limited to brands enters only its brands' journeys (403 naming ``journey_id``). Each
+entry is admitted or refused on its own (a missing entry key, a live instance, the
+re-entry rule) and the answer says which; admitted ones are instances the orchestrator
+advances.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures.
@@ -14,7 +16,7 @@ from pydantic import AwareDatetime, Field
 
 from sluice.contracts._base import Contract, CustomerId
 from sluice.contracts.feedback import PropertyValue
-from sluice.errors import ConflictError
+from sluice.errors import ConflictError, ForbiddenError
 from sluice.settings import SluiceSettings
 
 
@@ -49,6 +51,7 @@ def add_journey_routes(
     from sluice.contracts.journey import JourneySpec
     from sluice.journeys.context import Profiles
     from sluice.journeys.entries import EntryRequest, enter_many
+    from sluice.serve.events_routes import event_scope
     from sluice.store.db import connect
     from sluice.store.journeys import ACTIVE, Journeys
 
@@ -57,11 +60,18 @@ def add_journey_routes(
     def post_entries(
         journey_id: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")],
         body: JourneyEntries,
-        _: events_key,
+        key: events_key,
     ) -> EntriesResult:
         engine = connect(url)
         record = Journeys(engine, clock).get(journey_id)
         spec = JourneySpec.model_validate(record.spec)
+        brands = event_scope(key).brands
+        if brands is not None and spec.brand not in brands:
+            raise ForbiddenError(
+                f"journey_id: {journey_id} is not a journey of key {key.name!r}'s brands "
+                f"({', '.join(sorted(brands))})",
+                field="journey_id",
+            )
         if not spec.entry.api:
             raise ConflictError(
                 f"journey_id: {journey_id} is not entered through the API (entry.api)",
