@@ -133,9 +133,10 @@ class SluiceSettings(BaseSettings):
 
     @property
     def keys_file(self) -> Path:
-        """The API keys file (``api_keys_file``, else under home)."""
+        """The API keys file (``api_keys_file``, else under home): absolute, its links
+        kept (a Secret volume replaces the file behind its link on every update)."""
         if self.api_keys_file:
-            return self.api_keys_file.expanduser().resolve()
+            return self.api_keys_file.expanduser().absolute()
         return self.home_dir / "api-keys.json"
 
     def path(self, *parts: str) -> Path:

@@ -78,3 +78,28 @@ def test_no_serve_pod_keeps_its_home_in_an_empty_dir(env: str) -> None:
                     problems.append(f"{where} {c['name']}: {HOME} is {sorted(volume)}")
     assert not problems, "\n".join(problems)
     assert name_of(serve[0]) == "RayService/sluice"
+
+
+@pytest.mark.parametrize("env", environments())
+def test_the_api_keys_secret_is_mounted_so_that_updates_reach_running_pods(env: str) -> None:
+    """No subPath (a subPath mount is never refreshed), and SLUICE_API_KEYS_FILE names the
+    file inside the mounted directory."""
+    docs = render_env(env)
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and name_of(d).endswith("sluice-env"))
+    keys_file = config["data"]["SLUICE_API_KEYS_FILE"]
+    mounts = []
+    for doc in docs:
+        for where, pod in pod_specs(doc):
+            secret_volumes = {
+                v["name"]
+                for v in pod.get("volumes") or []
+                if (v.get("secret") or {}).get("secretName") == "sluice-api-keys"
+            }
+            for c in pod.get("containers") or []:
+                for m in c.get("volumeMounts") or []:
+                    if m["name"] in secret_volumes:
+                        mounts.append((f"{where} {c['name']}", m))
+    assert mounts, f"{env}: the API keys Secret is mounted nowhere"
+    for where, m in mounts:
+        assert "subPath" not in m, f"{where}: a subPath mount of the keys is never refreshed"
+        assert keys_file == f"{m['mountPath']}/api-keys.json", where

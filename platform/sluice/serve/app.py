@@ -89,7 +89,9 @@ def _stores(args: DecisionAppArgs, settings: SluiceSettings) -> Stores:
         home=str(settings.home_dir),
         tracking_uri=args.tracking_uri or settings.effective_tracking_uri,
         registry_uri=args.registry_uri or settings.registry_uri,
-        api_keys_file=str(keys.expanduser().resolve()),
+        # Absolute, symlinks kept: a Kubernetes Secret volume swaps the file behind its
+        # link on every update, and each request re-reads it when it changed.
+        api_keys_file=str(keys.expanduser().absolute()),
         clock=settings.clock,
         online_store_url=args.online_store,
     )
