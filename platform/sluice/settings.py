@@ -81,6 +81,13 @@ class SluiceSettings(BaseSettings):
         default_factory=lambda: {"log_loss": 0.69},
         description="Maximum validation metrics (lower is better) for promotion.",
     )
+    promotion_min_lift_over_baseline: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="When set, approval refuses a version whose validation ROC AUC is not at "
+        "least this much above the best simple baseline recorded with it (unset: no check).",
+    )
     drift_warn: float = Field(
         default=0.1,
         gt=0,

@@ -4,7 +4,9 @@
 the validation metrics recorded at registration), checks the configured floors and
 ceilings, checks drift (the window's PSI against the version's training reference, and
 any campaign run that scored with the version: the score's PSI blocks, features' warn,
-unless ``drift_block_on`` is ``any``), and only then points ``champion`` at it
+unless ``drift_block_on`` is ``any``), with ``promotion_min_lift_over_baseline`` set checks
+the margin over the simple baselines recorded at registration
+(:mod:`sluice.approval.baseline`), and only then points ``champion`` at it
 in the name of a person. It is recorded as MLflow tags on the version and in the
 operations log; :func:`sluice.registry.rollback.rollback` is the way back.
 """
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sluice.approval.baseline import BaselineMargin, check_baseline_margin
 from sluice.contracts.feedback import DriftRow
 from sluice.drift.measure import DriftLimits, drift_rows
 from sluice.errors import ModelNotFoundError, PromotionRefusedError
@@ -37,6 +40,8 @@ class Approval:
     checks: list[MetricCheck]
     drift: list[DriftRow] = field(default_factory=list)
     previous: str | None = None
+    baseline: BaselineMargin | None = None
+    """The margin over the best baseline, when the settings require one."""
 
 
 def window_metrics(
@@ -98,6 +103,7 @@ def approve(
             field="version",
             drift=[d.model_dump() for d in blocked],
         )
+    margin = check_baseline_margin(info, registry.settings.promotion_min_lift_over_baseline)
     try:
         previous: str | None = registry.resolve(ModelURI(model_name, alias=CHAMPION)).version
     except ModelNotFoundError:  # the first champion
@@ -118,6 +124,8 @@ def approve(
         "approval.window": label[:500],
         **{f"approval.metric.{k}": f"{v:.6f}" for k, v in metrics.items()},
     }
+    if margin is not None:
+        tags["approval.baseline"] = margin.describe()
     if drift:
         tags["approval.drift_max_psi"] = f"{max(d.psi for d in drift):.6f}"
     for key, value in tags.items():
@@ -132,7 +140,8 @@ def approve(
             "window": label,
             "metrics": metrics,
             "checks": [c.describe() for c in checks],
+            "baseline": margin.describe() if margin is not None else None,
             "drift_warnings": [d.model_dump() for d in drift if d.level == "warn"],
         },
     )
-    return Approval(version, by, label, metrics, checks, drift, previous)
+    return Approval(version, by, label, metrics, checks, drift, previous, margin)

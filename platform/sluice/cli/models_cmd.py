@@ -138,6 +138,8 @@ def approve(
     )
     for c in done.checks:
         console.print(f"  {c.describe()}")
+    if done.baseline is not None:
+        console.print(f"  {done.baseline.describe()}")
     for d in done.drift:
         if d.level != "ok":
             console.print(f"  [yellow]drift {d.level}[/]: {d.variable} PSI {d.psi:.3f}")
@@ -151,6 +153,7 @@ def approve(
             "window": done.window,
             "metrics": done.metrics,
             "checks": [c.describe() for c in done.checks],
+            "baseline": done.baseline.describe() if done.baseline is not None else None,
             "drift_max_psi": max((d.psi for d in done.drift), default=None),
         }
     )

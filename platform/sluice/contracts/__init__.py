@@ -26,7 +26,13 @@ from sluice.contracts.decisions import (
 )
 from sluice.contracts.delivery import DeliveryRecord, DeliveryState
 from sluice.contracts.drafts import DraftSource, MessageDraft
-from sluice.contracts.feature_contract import FeatureContract, FeatureKind, FeatureSpec, NullPolicy
+from sluice.contracts.feature_contract import (
+    Direction,
+    FeatureContract,
+    FeatureKind,
+    FeatureSpec,
+    NullPolicy,
+)
 from sluice.contracts.offers import FixedCopy, Offer
 from sluice.contracts.propensity import COUNTRIES, PROPENSITY_V1
 from sluice.contracts.scoring import Score
@@ -47,6 +53,7 @@ __all__ = [
     "DecisionContext",
     "DeliveryRecord",
     "DeliveryState",
+    "Direction",
     "DraftSource",
     "EngagementEvent",
     "EngagementKind",

@@ -48,6 +48,15 @@ class NullPolicy(StrEnum):
     """A null is passed to the model as a missing value."""
 
 
+class Direction(StrEnum):
+    """How the predicted probability may move when a feature alone increases."""
+
+    INCREASING = "increasing"
+    """Never down: the model is trained with a monotone increasing constraint."""
+    DECREASING = "decreasing"
+    """Never up: the model is trained with a monotone decreasing constraint."""
+
+
 class FeatureSpec(Contract):
     """One model feature."""
 
@@ -65,12 +74,18 @@ class FeatureSpec(Contract):
     """Allowed values of a category feature; the model sees the index."""
     nulls: NullPolicy = NullPolicy.REJECT
     """Whether a null quarantines the row or reaches the model as missing."""
+    direction: Direction | None = None
+    """Optional: the model's score may only rise (``increasing``) or only fall
+    (``decreasing``) as this feature alone increases; training applies it as a monotone
+    constraint. A training hint, not a rule on the data: it is left out of the digest."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureSpec:
         if self.kind is FeatureKind.CATEGORY:
             if not self.categories:
                 raise ValueError(f"{self.name}: a category feature needs categories")
+            if self.direction is not None:
+                raise ValueError(f"{self.name}: direction applies to numeric features only")
             if len(set(self.categories)) != len(self.categories):
                 raise ValueError(f"{self.name}: categories must be unique")
             if self.min is not None or self.max is not None:
@@ -139,6 +154,12 @@ class FeatureContract(Contract):
         """Positions of category features in the model input."""
         return [i for i, f in enumerate(self.features) if f.kind is FeatureKind.CATEGORY]
 
+    @property
+    def monotone_constraints(self) -> list[int]:
+        """LightGBM's ``monotone_constraints``: 1, -1 or 0 (none) per feature, in order."""
+        sign = {Direction.INCREASING: 1, Direction.DECREASING: -1, None: 0}
+        return [sign[f.direction] for f in self.features]
+
     def spec(self, name: str) -> FeatureSpec:
         for f in self.features:
             if f.name == name:
@@ -146,8 +167,10 @@ class FeatureContract(Contract):
         raise InputError(f"{name}: not a feature of contract {self.key}", field=name)
 
     def digest(self) -> str:
-        """SHA-256 of the canonical JSON form: equal digests, equal contracts."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """SHA-256 of the canonical JSON form without the training hints (``direction``):
+        equal digests, equal data rules (what is valid and how it is encoded)."""
+        rules = self.model_dump(mode="json", exclude={"features": {"__all__": {"direction"}}})
+        canonical = json.dumps(rules, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def arrow_schema(self) -> pa.Schema:
@@ -185,7 +208,13 @@ class FeatureContract(Contract):
         return self._vector_models[with_id]
 
     def to_json(self) -> str:
-        return self.model_dump_json(indent=2)
+        """The stored form; a feature without a direction is written as before directions
+        existed, so contracts without one read the same everywhere."""
+        data = self.model_dump(mode="json")
+        for feature in data["features"]:
+            if feature["direction"] is None:
+                del feature["direction"]
+        return json.dumps(data, indent=2)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> FeatureContract:

@@ -6,7 +6,13 @@ Windows are measured back from the cutoff: ``*_30d`` counts events with
 
 from __future__ import annotations
 
-from sluice.contracts.feature_contract import FeatureContract, FeatureKind, FeatureSpec, NullPolicy
+from sluice.contracts.feature_contract import (
+    Direction,
+    FeatureContract,
+    FeatureKind,
+    FeatureSpec,
+    NullPolicy,
+)
 
 COUNTRIES: tuple[str, ...] = (
     "US", "CA", "GB", "IE", "DE", "FR", "ES", "IT", "NL", "SE", "AU", "NZ", "JP", "BR", "IN",
@@ -37,6 +43,7 @@ PROPENSITY_V1 = FeatureContract(
             min=0,
             max=_DAYS,
             nulls=_MISSING,
+            direction=Direction.DECREASING,
         ),
         _count("frequency_30d", "Purchases (positive amounts) in the 30 days before the cutoff."),
         _count("frequency_90d", "Purchases (positive amounts) in the 90 days before the cutoff."),
@@ -94,6 +101,7 @@ PROPENSITY_V1 = FeatureContract(
             min=0,
             max=_DAYS,
             nulls=_MISSING,
+            direction=Direction.DECREASING,
         ),
         FeatureSpec(
             name="country",
@@ -104,4 +112,8 @@ PROPENSITY_V1 = FeatureContract(
         ),
     ),
 )
-"""The contract every propensity model in this repository is trained and served on."""
+"""The contract every propensity model in this repository is trained and served on.
+
+Directions are declared only where they are plain: the longer since the last purchase (or
+engagement), the less likely a purchase. They are training hints and leave the contract's
+version and digest as they were."""

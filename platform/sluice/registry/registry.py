@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sluice.errors import ModelNotFoundError, PromotionRefusedError
 from sluice.registry.loaded import CONTRACT_FILE, REFERENCE_FILE, LoadedModel
 from sluice.registry.mlflow_setup import ensure_experiment, mlflow_client
 from sluice.registry.promotion import MetricCheck, check_metrics
+from sluice.registry.records import recorded_baselines, run_metrics, run_params, version_tags
 from sluice.registry.uri import ModelURI
 from sluice.settings import SluiceSettings
 
@@ -51,6 +52,11 @@ class VersionInfo:
             for k, v in self.tags.items()
             if k.startswith("metric.")
         }
+
+    @property
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Baselines' validation metrics recorded at registration, by baseline name."""
+        return recorded_baselines(self.tags)
 
 
 def _info(mv: ModelVersion) -> VersionInfo:
@@ -189,18 +195,6 @@ class Registry:
         experiment = ensure_experiment(
             client, self.settings.experiment, self.settings.effective_artifact_location
         )
-        ev = trained.evaluation
-        params: dict[str, Any] = {
-            **{f"lgb.{k}": v for k, v in trained.params.items()},
-            "best_iteration": trained.best_iteration,
-            "n_train": trained.n_train,
-            "n_valid": trained.n_valid,
-            "quarantined": trained.quarantined,
-            "validation": trained.validation,
-            "train_cutoff": trained.train_cutoff,
-            "valid_cutoff": trained.valid_cutoff,
-            "feature_contract": trained.contract.key,
-        }
         signature = ModelSignature(
             inputs=Schema([ColSpec("double", n) for n in trained.contract.names]),
             outputs=Schema([ColSpec("double", "score")]),
@@ -212,12 +206,13 @@ class Registry:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 stamp = int(time.time() * 1000)
+                metrics = run_metrics(trained)
                 client.log_batch(
                     run_id,
-                    metrics=[Metric(k, float(v), stamp, 0) for k, v in ev.scalars().items()],
-                    params=[Param(k, str(v)) for k, v in params.items()],
+                    metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()],
+                    params=[Param(k, str(v)) for k, v in run_params(trained).items()],
                 )
-                for table, rows in ev.tables().items():
+                for table, rows in trained.evaluation.tables().items():
                     client.log_dict(run_id, {"rows": rows}, f"evaluation/{table}.json")
                 contract_file = Path(tmp, CONTRACT_FILE)
                 reference_file = Path(tmp, REFERENCE_FILE)
@@ -235,11 +230,7 @@ class Registry:
                     pip_requirements=[f"lightgbm=={lightgbm.__version__}"],
                 )
                 client.log_artifacts(run_id, str(model_dir), "model")
-            tags = {
-                "feature_contract": trained.contract.key,
-                "feature_contract_digest": trained.contract.digest(),
-                **{f"metric.{k}": f"{v:.6f}" for k, v in ev.scalars().items()},
-            }
+            tags = version_tags(trained)
             try:
                 client.create_registered_model(model_name)
             except MlflowException as exc:

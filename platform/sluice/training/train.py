@@ -1,4 +1,7 @@
-"""Fit the LightGBM propensity model with early stopping on held-out customers."""
+"""Fit the LightGBM propensity model: parameters scaled to the data, the number of trees
+chosen by early stopping on stratified cross-validation folds of the training rows, a
+refit on all of them, then one evaluation on the validation rows (held-out customers or a
+later cutoff) beside the simple baselines fitted on the same split."""
 
 from __future__ import annotations
 
@@ -17,21 +20,10 @@ from sluice.contracts.propensity import PROPENSITY_V1
 from sluice.drift.reference import Reference, build_reference
 from sluice.errors import InputError
 from sluice.hashing import unit_hash
+from sluice.training.baselines import BaselineResult, fit_baselines
 from sluice.training.dataset import LabelledSet, read_labelled
 from sluice.training.metrics import Evaluation, evaluate
-
-DEFAULT_PARAMS: dict[str, Any] = {
-    "objective": "binary",
-    "learning_rate": 0.05,
-    "num_leaves": 63,
-    "min_data_in_leaf": 100,
-    "feature_fraction": 0.9,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "max_bin": 255,
-    "verbose": -1,
-}
+from sluice.training.params import training_params
 
 
 @dataclass(frozen=True)
@@ -39,12 +31,16 @@ class TrainConfig:
     """How to train."""
 
     num_boost_round: int = 600
+    """Most trees; cross-validation usually stops earlier."""
     early_stopping_rounds: int = 40
+    """Rounds without a better mean log loss over the folds before stopping."""
+    cv_folds: int = 5
+    """Stratified cross-validation folds of the training rows that choose the trees."""
     valid_fraction: float = 0.2
     """Share of customers held out (by a salted hash of the id) when no validation file is given."""
     seed: int = 42
     params: Mapping[str, Any] = field(default_factory=dict)
-    """Overrides of :data:`DEFAULT_PARAMS`."""
+    """Overrides of the scaled parameters (:func:`sluice.training.params.training_params`)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +61,12 @@ class TrainedModel:
     validation: str
     """``holdout`` (held-out customers) or ``later-cutoff`` (a separate validation file)."""
     seconds: float
+    cv_folds: int = 0
+    """Cross-validation folds the number of trees was chosen on."""
+    baselines: tuple[BaselineResult, ...] = ()
+    """Simple baselines fitted on the same training rows, evaluated on the same validation."""
+    baseline_note: str | None = None
+    """Why there are no baselines, when there are none."""
 
 
 def _split(data: LabelledSet, fraction: float, seed: int) -> tuple[LabelledSet, LabelledSet]:
@@ -76,6 +78,49 @@ def _split(data: LabelledSet, fraction: float, seed: int) -> tuple[LabelledSet, 
         return LabelledSet(data.ids.filter(mask), data.X[mask], data.y[mask], 0, data.cutoff)
 
     return take(~held), take(held)
+
+
+def _fit(
+    data: LabelledSet, contract: FeatureContract, cfg: TrainConfig
+) -> tuple[lgb.Booster, dict[str, Any], int]:
+    """Scaled parameters, trees chosen on CV folds, then a refit on every training row."""
+    minority = int(min(data.y.sum(), len(data.y) - data.y.sum()))
+    if cfg.cv_folds < 2 or minority < 2 * cfg.cv_folds:
+        raise InputError(
+            f"label: {cfg.cv_folds}-fold cross-validation needs at least 2 folds and "
+            f"{2 * cfg.cv_folds} training rows of each class (the rarer has {minority})",
+            field="label",
+        )
+    base_rate = float(data.y.mean())
+    params = {
+        **training_params(len(data.y), base_rate, contract, cfg.seed, os.cpu_count() or 1),
+        **cfg.params,
+    }
+
+    def dataset() -> lgb.Dataset:
+        return lgb.Dataset(
+            data.X,
+            data.y,
+            feature_name=list(contract.names),
+            categorical_feature=contract.categorical_indices,
+            free_raw_data=False,
+        )
+
+    history = lgb.cv(
+        params,
+        dataset(),
+        num_boost_round=cfg.num_boost_round,
+        nfold=cfg.cv_folds,
+        stratified=True,
+        shuffle=True,
+        seed=cfg.seed,
+        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+    )
+    curve = next(v for k, v in history.items() if k.endswith("-mean"))  # cut at the best round
+    best = max(1, len(curve) if isinstance(curve, list) else 0)
+    fitted = lgb.train(params, dataset(), num_boost_round=best)
+    # A booster of its own text: no training data attached, the same for every consumer.
+    return lgb.Booster(model_str=fitted.model_to_string()), params, best
 
 
 def train(
@@ -102,29 +147,11 @@ def train(
                 f"label: the {name} set needs at least 50 rows and both classes", field="label"
             )
 
-    params = {**DEFAULT_PARAMS, "seed": cfg.seed, "num_threads": os.cpu_count() or 1, **cfg.params}
-    cats = contract.categorical_indices
-    dtrain = lgb.Dataset(
-        train_set.X,
-        train_set.y,
-        feature_name=list(contract.names),
-        categorical_feature=cats,
-        free_raw_data=True,
-    )
-    dvalid = lgb.Dataset(valid_set.X, valid_set.y, reference=dtrain, categorical_feature=cats)
-    fitted = lgb.train(
-        params,
-        dtrain,
-        num_boost_round=cfg.num_boost_round,
-        valid_sets=[dvalid],
-        callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
-    )
-    best = fitted.best_iteration or fitted.current_iteration()
-    # Keep only the trees up to the best iteration, so every consumer predicts the same thing.
-    booster = lgb.Booster(model_str=fitted.model_to_string(num_iteration=best))
+    booster, params, best = _fit(train_set, contract, cfg)
     p_valid = np.asarray(booster.predict(valid_set.X), dtype=np.float64)
     sample = train_set.X[: min(len(train_set.X), 200_000)]
     p_train_sample = np.asarray(booster.predict(sample), dtype=np.float64)
+    baselines, note = fit_baselines(contract, train_set.X, train_set.y, valid_set.X, valid_set.y)
     return TrainedModel(
         booster=booster,
         contract=contract,
@@ -139,4 +166,7 @@ def train(
         valid_cutoff=valid_set.cutoff,
         validation=validation,
         seconds=time.perf_counter() - started,
+        cv_folds=cfg.cv_folds,
+        baselines=baselines,
+        baseline_note=note,
     )
