@@ -85,9 +85,13 @@ def load_config(path: Path, port: int | None = None, host: str | None = None) ->
 
 
 def deploy(config: Any) -> None:
-    """Start Serve on the connected cluster and deploy ``config`` (as ``serve run`` does)."""
+    """Start Serve on the connected cluster and deploy ``config``'s applications beside
+    those already running: a config names the whole set of applications Serve keeps, so
+    the running ones that ``config`` does not name are carried over (``sluice serve`` and
+    then ``sluice llm serve`` leave both apps up; an app of the same name is replaced)."""
     from ray.serve._private import api as serve_api
     from ray.serve.config import gRPCOptions
+    from ray.serve.schema import ServeInstanceDetails
 
     client = serve_api.serve_start(
         http_options=config.http_options.model_dump(),
@@ -95,6 +99,15 @@ def deploy(config: Any) -> None:
         grpc_options=gRPCOptions(**config.grpc_options.model_dump()),
         controller_options=config.controller_options,
     )
+    named = {app.name for app in config.applications}
+    running = ServeInstanceDetails(**client.get_serve_details()).applications
+    kept = [
+        app.deployed_app_config
+        for name, app in running.items()
+        if name not in named and app.deployed_app_config is not None
+    ]
+    if kept:
+        config = config.model_copy(update={"applications": [*kept, *config.applications]})
     client.deploy_apps(config, _blocking=False)
 
 
