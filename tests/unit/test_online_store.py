@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from tests.conftest import SCORE_CUTOFF
@@ -230,3 +231,28 @@ def test_an_empty_store_knows_no_customer(config: OnlineStoreConfig) -> None:
     """Nothing materialized yet (no SQLite table, no Redis hash): every id is unknown."""
     found = OnlineFeatures(config, PROPENSITY_V1).lookup(["c-1", "c-2"], CUTOFF)
     assert [type(f.error) for f in found] == [CustomerNotFoundError, CustomerNotFoundError]
+
+
+def test_an_id_twice_in_one_table_keeps_its_last_row(
+    config: OnlineStoreConfig, audience: Path
+) -> None:
+    """Rows go to Redis in chunks of 5,000 sent over two connections at once: a customer
+    twice in one write (here in different chunks) keeps its last row, as if the rows were
+    written one after another."""
+    base = pq.read_table(audience)
+    ids = base.column("customer_id")
+    copies = [
+        base.set_column(0, "customer_id", pc.binary_join_element_wise(ids, f"-{k}", ""))
+        for k in range(3)
+    ]
+    table = pa.concat_tables(copies)  # 6,000 distinct ids
+    first = table.column("customer_id")[0].as_py()
+    tenure = table.schema.get_field_index("tenure_days")
+    again = table.slice(0, 1).set_column(tenure, "tenure_days", pa.array([4321], pa.int64()))
+    store = OnlineStore(config, PROPENSITY_V1)
+    store.prepare()
+    written = store.write(pa.concat_tables([table, again]), CUTOFF)
+    # Redis writes each customer once; Feast's SQLite writer upserts both rows in order.
+    assert written == table.num_rows + (config.kind == "sqlite")
+    rows, stamps = store.read([first])
+    assert stamps == [CUTOFF] and rows[0] is not None and rows[0]["tenure_days"] == 4321

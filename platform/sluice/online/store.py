@@ -223,13 +223,18 @@ class OnlineStore:
             *fields,
         ]
         ids = [str(c) for c in table.column(self.contract.id_column).to_pylist()]
+        last = {c: i for i, c in enumerate(ids)}
+        if len(last) < len(ids):  # an id twice: its last row, as one after another would
+            table = table.take(pa.array(sorted(last.values()), pa.int64()))
+            ids = [str(c) for c in table.column(self.contract.id_column).to_pylist()]
         columns = [
             encoder(f.kind)(table.column(f.name).to_pylist()) for f in self.contract.features
         ]
-        # Redis runs one chunk while this thread encodes the next (the call waits on the
-        # socket without the GIL).
+        # Redis runs one chunk while this thread encodes the next and a second connection
+        # sends it (packing a call's arguments overlaps the other call's run; the calls
+        # wait on their sockets without the GIL).
         pending: list[Future[Any]] = []
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with ThreadPoolExecutor(max_workers=2) as pool:
             for start in range(0, len(ids), _CHUNK):
                 keys = self._redis_keys(ids[start : start + _CHUNK])
                 chunk = (c[start : start + _CHUNK] for c in columns)
