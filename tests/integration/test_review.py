@@ -27,7 +27,8 @@ from sluice.devtools.mailsink import MailSink
 from sluice.errors import SluiceError
 from sluice.registry import VersionInfo
 from sluice.review import actions
-from sluice.serve.http import add_review_routes
+from sluice.serve.http import ERRORS
+from sluice.serve.review_routes import add_review_routes
 from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.audit import AuditStore
@@ -136,7 +137,7 @@ def test_review_approve_reject_and_expiry(
     ) -> KeyRecord:
         return store.authorize(f"Bearer {c.credentials}" if c else None, Scope.ADMIN)
 
-    add_review_routes(app, Annotated[KeyRecord, Depends(check)], settings)
+    add_review_routes(app, Annotated[KeyRecord, Depends(check)], ERRORS, settings)
     client = TestClient(app, raise_server_exceptions=False)
     target = items[1].review_id
     url = f"/v1/admin/reviews/{target}/reject"

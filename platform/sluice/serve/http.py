@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -34,12 +34,8 @@ from pydantic import Field
 from sluice.auth.keys import KeyRecord, KeyStore, Scope
 from sluice.contracts._base import Contract
 from sluice.contracts.api import (
-    ApproveRequest,
     Health,
     ModelsResponse,
-    RejectRequest,
-    ReviewList,
-    ReviewView,
     ScoredRow,
     ScoreResponse,
     ServedModel,
@@ -53,8 +49,8 @@ from sluice.serve.engine import ScoreJob, ScoreOutcome
 from sluice.serve.events_routes import add_event_routes, redact, redact_logs
 from sluice.serve.journey_routes import add_journey_routes
 from sluice.serve.metrics import NoMetrics, ServiceMetrics
+from sluice.serve.review_routes import add_review_routes
 from sluice.settings import SluiceSettings
-from sluice.store.reviews import ReviewItem
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
 ROUTES = frozenset({"/v1/score", "/v1/decide", "/v1/models", "/v1/events", "/healthz", "/readyz"})
@@ -338,7 +334,8 @@ def create_api(
         return Health(status="ready")
 
     if settings is not None:
-        add_review_routes(api, Annotated[KeyRecord, Depends(require(Scope.ADMIN))], settings)
+        admin_key = Annotated[KeyRecord, Depends(require(Scope.ADMIN))]
+        add_review_routes(api, admin_key, ERRORS, settings)
         events_key = Annotated[KeyRecord, Depends(require(Scope.EVENTS))]
         add_event_routes(api, events_key, ERRORS, settings)
         add_journey_routes(api, events_key, ERRORS, settings)
@@ -357,67 +354,3 @@ def context_from_features(customer_id: str, row: dict[str, Any]) -> DecisionCont
             field="customer",
         )
     return DecisionContext(customer_id=customer_id, country=country)
-
-
-def _review_view(item: ReviewItem) -> ReviewView:
-    return ReviewView(**item.summary(), message=item.copy())
-
-
-def add_review_routes(api: FastAPI, admin_key: Any, settings: SluiceSettings) -> None:
-    """The review queue under ``/v1/admin/reviews`` (admin scope). The handlers are
-    synchronous: FastAPI runs them in its thread pool, so an approval's delivery never
-    blocks the event loop that serves decisions."""
-    from sluice.review import actions
-
-    clock, url, home = settings.clock, settings.effective_database_url, settings.home_dir
-
-    def list_reviews(
-        _: admin_key,
-        run: str | None = None,
-        status: str = "pending",
-        limit: int = Query(default=100, ge=1, le=1000),
-    ) -> ReviewList:
-        items = actions.pending(url, run, None if status == "all" else status, limit, clock)
-        return ReviewList(items=tuple(_review_view(i) for i in items))
-
-    def get_review(review_id: str, _: admin_key) -> ReviewView:
-        return _review_view(actions.show(review_id, url, clock))
-
-    def approve_review(
-        review_id: str,
-        body: ApproveRequest,
-        _: admin_key,
-    ) -> ReviewView:
-        return _review_view(actions.approve(review_id, body.by, url, home, clock))
-
-    def reject_review(
-        review_id: str,
-        body: RejectRequest,
-        _: admin_key,
-    ) -> ReviewView:
-        return _review_view(actions.reject(review_id, body.by, body.reason, url, clock))
-
-    api.get(
-        "/v1/admin/reviews",
-        response_model=ReviewList,
-        responses=ERRORS,
-        summary="Messages waiting for a person",
-    )(list_reviews)
-    api.get(
-        "/v1/admin/reviews/{review_id}",
-        response_model=ReviewView,
-        responses=ERRORS,
-        summary="One review item",
-    )(get_review)
-    api.post(
-        "/v1/admin/reviews/{review_id}/approve",
-        response_model=ReviewView,
-        responses=ERRORS,
-        summary="Approve: the other gates, the ledger, then delivery",
-    )(approve_review)
-    api.post(
-        "/v1/admin/reviews/{review_id}/reject",
-        response_model=ReviewView,
-        responses=ERRORS,
-        summary="Reject, with who and why",
-    )(reject_review)
