@@ -17,6 +17,7 @@ from tests.online_support import online_config
 
 from sluice.auth import KeyStore, Scope
 from sluice.contracts import PROPENSITY_V1
+from sluice.contracts.clock import Clock
 from sluice.decisioning.catalog import CatalogSource
 from sluice.online import OnlineFeatures, OnlineStore, materialize
 from sluice.registry import Registry
@@ -49,6 +50,7 @@ def service(
             PROPENSITY_V1,
             registry,
             features=OnlineFeatures(config, PROPENSITY_V1),
+            clock=Clock.at(datetime.fromisoformat(AT)),  # "now", for requests without `at`
         )
         engine.refresh()
         keys = KeyStore(fresh_settings.home_dir / "keys.json")
@@ -102,9 +104,9 @@ def test_decide_by_id_with_a_context_or_the_id_alone(
     assert a["features_at"] is None and b["features_at"].startswith(CUTOFF.date().isoformat())
     assert b["stale_features"] is False
     alone = client.post("/v1/decide", json={"customer_id": row["customer_id"]}, headers=h)
-    assert alone.status_code in (200, 409), alone.text  # 409: stale on a wall clock days later
-    if alone.status_code == 200:
-        assert alone.json()["score"] == a["score"] and alone.json()["channel"] is None
+    assert alone.status_code == 200, alone.text
+    assert alone.json()["score"] == a["score"] and alone.json()["channel"] is None
+    assert alone.json()["features_at"].startswith(CUTOFF.date().isoformat())
 
 
 def test_missing_id_is_404_and_stale_or_future_rows_are_409(

@@ -101,30 +101,27 @@ class OnlineStoreConfig(Contract):
             conn += f",password={self.password}"
         return {"type": "redis", "connection_string": conn}
 
+    def _doc(self, with_secret: bool) -> dict[str, Any]:
+        """Feast's repository settings of this store (what ``feature_store.yaml`` holds)."""
+        return {
+            "project": self.project,
+            "provider": "local",
+            "registry": str(self.registry),
+            "online_store": self._online_store(with_secret),
+            "entity_key_serialization_version": KEY_SERIALIZATION,
+        }
+
     def repo_config(self) -> Any:
         """Feast's ``RepoConfig`` of this store."""
         from feast.repo_config import RepoConfig
 
-        return RepoConfig(
-            project=self.project,
-            provider="local",
-            registry=str(self.registry),
-            online_store=self._online_store(with_secret=True),
-            entity_key_serialization_version=KEY_SERIALIZATION,
-        )
+        return RepoConfig(**self._doc(with_secret=True))
 
     def write_feature_store_yaml(self, directory: Path) -> Path:
         """``feature_store.yaml`` for Feast's tools, password left out."""
         directory.mkdir(parents=True, exist_ok=True)
-        doc = {
-            "project": self.project,
-            "provider": "local",
-            "registry": str(self.registry),
-            "online_store": self._online_store(with_secret=False),
-            "entity_key_serialization_version": KEY_SERIALIZATION,
-        }
         path = directory / "feature_store.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        path.write_text(yaml.safe_dump(self._doc(with_secret=False), sort_keys=False))
         return path
 
     @classmethod

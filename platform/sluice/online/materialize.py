@@ -117,11 +117,10 @@ def materialize(
     for path in files:
         source = pq.ParquetFile(path)
         cutoff = _cutoff(source.schema_arrow, path)
+        if TIMESTAMP_COLUMN not in source.schema_arrow.names and cutoff is None:
+            next(_stamped(source.schema_arrow.empty_table(), cutoff, path))  # raises
         for batch in source.iter_batches(batch_size=batch_rows):
             table = pa.Table.from_batches([batch])
-            missing = TIMESTAMP_COLUMN not in table.column_names and cutoff is None
-            if missing:
-                next(_stamped(table, cutoff, path))  # raises, naming the file and the field
             checked = contract.validate_batch(table)
             if checked.n_quarantined:
                 quarantine.append(checked.quarantine)

@@ -19,7 +19,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from sluice.contracts.feature_contract import FeatureContract
@@ -29,9 +28,9 @@ from sluice.online.view import encoder, feast_objects, python_value, view_name
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHUNK = 5_000
+"""Rows per Redis script call: one round trip, and Redis busy for a few milliseconds."""
 _READ_CHUNK = 10_000
 """Ids per read (SQLite allows 32,766 parameters in one statement)."""
-"""Rows per Redis script call: one round trip, and Redis busy for a few milliseconds."""
 _WRITE_LUA = """
 local ts_field, ts_value = ARGV[1], ARGV[2]
 local sec, nanos, m = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -241,10 +240,3 @@ class OnlineStore:
                 values = [v for row in zip(*chunk, strict=True) for v in row]
                 pending.append(pool.submit(self._script, keys=keys, args=head + values))
             return sum(int(f.result()) for f in pending)
-
-
-def timestamps_us(stamps: Sequence[datetime | None]) -> np.ndarray:
-    """Feature timestamps as microseconds since the epoch (-1 where none)."""
-    return np.array(
-        [-1 if s is None else int(s.timestamp() * 1_000_000) for s in stamps], dtype=np.int64
-    )

@@ -97,18 +97,17 @@ def _fit(
         **cfg.params,
     }
 
-    def dataset() -> lgb.Dataset:
-        return lgb.Dataset(
-            data.X,
-            data.y,
-            feature_name=list(contract.names),
-            categorical_feature=contract.categorical_indices,
-            free_raw_data=False,
-        )
-
+    # One Dataset, binned once, for the cross-validation and the refit.
+    ds = lgb.Dataset(
+        data.X,
+        data.y,
+        feature_name=list(contract.names),
+        categorical_feature=contract.categorical_indices,
+        free_raw_data=False,
+    )
     history = lgb.cv(
         params,
-        dataset(),
+        ds,
         num_boost_round=cfg.num_boost_round,
         nfold=cfg.cv_folds,
         stratified=True,
@@ -118,7 +117,7 @@ def _fit(
     )
     curve = next(v for k, v in history.items() if k.endswith("-mean"))  # cut at the best round
     best = max(1, len(curve) if isinstance(curve, list) else 0)
-    fitted = lgb.train(params, dataset(), num_boost_round=best)
+    fitted = lgb.train(params, ds, num_boost_round=best)
     # A booster of its own text: no training data attached, the same for every consumer.
     return lgb.Booster(model_str=fitted.model_to_string()), params, best
 
