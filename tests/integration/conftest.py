@@ -91,7 +91,8 @@ def serve_port() -> int:
 def service(
     champion: VersionInfo, serve_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """deployments/decision.yaml as shipped, on a free port, with a short alias poll."""
+    """deployments/decision.yaml as shipped (the decision app at ``/``, the back office
+    at ``/backoffice``), on a free port, with a short alias poll."""
     import yaml
 
     from sluice.serve.launcher import deploy, load_config
@@ -101,18 +102,20 @@ def service(
     raw = yaml.safe_load(config.read_text())
     raw["applications"][0]["args"]["model_poll_interval_s"] = 0.5
     for d in raw["applications"][0]["deployments"]:
-        if d["name"] == "Scorer":
+        if d["name"] == "Decisions":
             d["user_config"]["model_poll_interval_s"] = 0.5
     path = tmp_path_factory.mktemp("serve") / "decision.yaml"
     path.write_text(yaml.safe_dump(raw))
     deploy(load_config(path, port=serve_port))
     url = f"http://127.0.0.1:{serve_port}"
-    ready, detail = wait_until(http_ok(f"{url}/readyz"), 180)
-    assert ready, detail
+    for probe in (f"{url}/readyz", f"{url}/backoffice/readyz"):
+        ready, detail = wait_until(http_ok(probe), 180)
+        assert ready, detail
     yield url
     from ray import serve
 
     serve.delete("decision")
+    serve.delete("backoffice")
 
 
 @pytest.fixture(scope="session")

@@ -236,32 +236,46 @@ def test_hot_swap_under_load_fails_no_request(
     trained_model: TrainedModel,
     champion: VersionInfo,
 ) -> None:
-    seen: list[tuple[int, str | None]] = []
+    """``champion`` moves to a model with other trees under 8-way load: no request fails,
+    every response names its version, and its scores are that version's predictions."""
+    import dataclasses
+
+    import lightgbm as lgb
+
+    seen: list[tuple[int, str | None, list[float]]] = []
     stop = threading.Event()
+    sample = rows[:3]
 
     def hammer() -> None:
         with httpx.Client(timeout=30) as client:
             while not stop.is_set():
                 r = client.post(
-                    f"{service}/v1/score", json={"rows": rows[:3]}, headers=bearer(keys["score"])
+                    f"{service}/v1/score", json={"rows": sample}, headers=bearer(keys["score"])
                 )
+                ok = r.status_code == 200
                 seen.append(
                     (
                         r.status_code,
-                        r.json().get("model_version") if r.status_code == 200 else r.text,
+                        r.json()["model_version"] if ok else r.text,
+                        [s["score"] for s in r.json()["scores"]] if ok else [],
                     )
                 )
 
+    shorter = trained_model.booster.model_to_string(num_iteration=10)
+    other = dataclasses.replace(
+        trained_model, booster=lgb.Booster(model_str=shorter), best_iteration=10
+    )
+    matrix = trained_model.contract.encode_rows(sample)
     workers = [threading.Thread(target=hammer) for _ in range(8)]
     for w in workers:
         w.start()
     registry = Registry(settings)
     try:
         time.sleep(1.0)
-        newer = registry.register(trained_model)
+        newer = registry.register(other)
         registry.promote(newer.version, by="tests")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(v == newer.version for _, v in seen[-20:]):
+        while time.monotonic() < deadline and not any(v == newer.version for _, v, _ in seen[-20:]):
             time.sleep(0.2)
         time.sleep(1.0)
     finally:
@@ -269,9 +283,17 @@ def test_hot_swap_under_load_fails_no_request(
         for w in workers:
             w.join()
         registry.promote(champion.version, by="tests")
-    failures = [s for s in seen if s[0] != 200]
+    failures = [s[:2] for s in seen if s[0] != 200]
     assert not failures, failures[:5]
-    versions = [v for _, v in seen]
+    expected = {
+        champion.version: trained_model.booster.predict(matrix),
+        newer.version: other.booster.predict(matrix),
+    }
+    assert not np.allclose(expected[champion.version], expected[newer.version])
+    for _, version, scores in seen:
+        assert version in expected, version
+        np.testing.assert_array_equal(np.array(scores), expected[version])
+    versions = [v for _, v, _ in seen]
     assert champion.version in versions and newer.version in versions
     switched = versions.index(newer.version)
     assert all(v == newer.version for v in versions[switched + 50 :])
@@ -358,7 +380,7 @@ def test_logs_are_json_with_request_ids_and_never_show_keys(
     while time.monotonic() < deadline:
         lines = [
             line
-            for f in logs.glob("replica_decision_Ingress_*.log")
+            for f in logs.glob("replica_decision_Decisions_*.log")
             for line in f.read_text().splitlines()
             if line.strip()
         ]

@@ -11,24 +11,18 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
 
 import pytest
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from sluice.auth import KeyStore, Scope
-from sluice.auth.keys import KeyRecord
 from sluice.campaign.run import run_campaign
+from sluice.channels.unsubscribe import secret
 from sluice.devtools.mailsink import MailSink
-from sluice.errors import SluiceError
 from sluice.registry import VersionInfo
 from sluice.review import actions
-from sluice.serve.http import ERRORS
-from sluice.serve.review_routes import add_review_routes
+from sluice.serve.backoffice_api import create_backoffice_api
 from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.audit import AuditStore
@@ -124,20 +118,7 @@ def test_review_approve_reject_and_expiry(
     admin, _ = store.create("it-admin", (Scope.ADMIN,))
     decide, _ = store.create("it-decide", (Scope.DECIDE,))
 
-    app = FastAPI()
-
-    @app.exception_handler(SluiceError)
-    async def sluice_error(_: Request, exc: SluiceError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content=exc.to_dict())
-
-    bearer = HTTPBearer(auto_error=False)
-
-    async def check(
-        c: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
-    ) -> KeyRecord:
-        return store.authorize(f"Bearer {c.credentials}" if c else None, Scope.ADMIN)
-
-    add_review_routes(app, Annotated[KeyRecord, Depends(check)], ERRORS, settings)
+    app = create_backoffice_api(store, settings)
     client = TestClient(app, raise_server_exceptions=False)
     target = items[1].review_id
     url = f"/v1/admin/reviews/{target}/reject"
@@ -161,6 +142,40 @@ def test_review_approve_reject_and_expiry(
     )
     assert missing.status_code == 404 and missing.json()["field"] == "review_id"
 
+    # Approving through the API records the approval (202, a status URL) and sends
+    # nothing; the orchestrator's worker step delivers it, once.
+    queued = items[3].review_id
+    accepted = client.post(
+        f"/v1/admin/reviews/{queued}/approve",
+        json={"by": "erin"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert accepted.status_code == 202, accepted.text
+    status_url = accepted.headers["Location"]
+    assert status_url == accepted.json()["status_url"] == f"/v1/admin/reviews/{queued}"
+    assert accepted.json()["review"]["status"] == "approved"
+    assert accepted.json()["review"]["result"] is None
+    assert len(emails_of(sink, "it-review-1")) == 1
+    again_api = client.post(
+        f"/v1/admin/reviews/{queued}/approve",
+        json={"by": "frank"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert again_api.status_code == 202 and again_api.json()["review"]["decided_by"] == "erin"
+    keys = secret(settings.home_dir)
+    assert actions.deliver_approved(settings.effective_database_url, keys) == {"sent": 1}
+    assert actions.deliver_approved(settings.effective_database_url, keys) == {}
+    done = client.get(status_url, headers={"Authorization": f"Bearer {admin}"}).json()
+    assert done["status"] == "approved" and done["result"] == "sent"
+    sent_to = [m["X-Sluice-Customer"] for m in emails_of(sink, "it-review-1")]
+    assert sorted(sent_to) == sorted([items[0].customer_id, items[3].customer_id])
+    late_again = client.post(
+        f"/v1/admin/reviews/{queued}/approve",
+        json={"by": "frank"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert late_again.status_code == 409 and "already approved by erin" in late_again.text
+
     # Expiry: an item whose window is over is closed, never sent.
     late = items[2].review_id
     with connect(settings.effective_database_url).begin() as conn:
@@ -176,7 +191,7 @@ def test_review_approve_reject_and_expiry(
     assert actions.show(late, settings.effective_database_url).status == "expired"
     with pytest.raises(Exception, match="already expired"):
         actions.approve(late, "dave", settings.effective_database_url, settings.home_dir)
-    assert Ledger(connect(settings.effective_database_url)).counts("it-review-1").get("sent") == 1
+    assert Ledger(connect(settings.effective_database_url)).counts("it-review-1").get("sent") == 2
 
 
 def test_audit_show_replay_and_export(

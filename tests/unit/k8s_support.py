@@ -27,8 +27,8 @@ SERVE_PORT = 8000
 DASHBOARD_PORT = 8265
 # The Serve applications of each environment's RayService and the files they come from.
 SERVE_APPS = {
-    "dev": {"decision": "decision.yaml", "llm": "llm-cpu.yaml"},
-    "prod": {"decision": "decision.yaml", "llm": "llm-gpu.yaml"},
+    "dev": {"decision": "decision.yaml", "backoffice": "decision.yaml", "llm": "llm-cpu.yaml"},
+    "prod": {"decision": "decision.yaml", "backoffice": "decision.yaml", "llm": "llm-gpu.yaml"},
 }
 # Secrets an environment expects the operator to create (k8s/README.md documents each name
 # and key); every other Secret a manifest refers to must be in the rendered output.

@@ -6,12 +6,7 @@ from fastapi.testclient import TestClient
 
 from sluice.auth import KeyStore, Scope
 from sluice.channels.unsubscribe import Unsubscribe, make_token, secret
-from sluice.contracts import PROPENSITY_V1
-from sluice.decisioning.catalog import CatalogSource
-from sluice.registry import Registry
-from sluice.serve.backends import LocalBackend
-from sluice.serve.engine import ScoringEngine
-from sluice.serve.http import create_api
+from sluice.serve.backoffice_api import create_backoffice_api
 from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.suppressions import Suppressions
@@ -20,14 +15,12 @@ WHEN = "2026-07-02T10:00:00+02:00"
 
 
 def _client(settings: SluiceSettings) -> tuple[TestClient, dict[str, str]]:
-    engine = ScoringEngine(["sluice-propensity@champion"], PROPENSITY_V1, Registry(settings))
     store = KeyStore(settings.home_dir / "keys.json")
     keys = {
         name: store.create(name, scopes)[0]
         for name, scopes in {"events": (Scope.EVENTS,), "score": (Scope.SCORE,)}.items()
     }
-    backend = LocalBackend(engine, CatalogSource.read())
-    api = create_api(backend, store, PROPENSITY_V1, settings=settings)
+    api = create_backoffice_api(store, settings)
     return TestClient(api), keys
 
 

@@ -37,7 +37,6 @@ def api(
             LocalBackend(engine, CatalogSource.read()),
             store,
             PROPENSITY_V1,
-            settings=fresh_settings,
         )
     )
     return client, engine, keys

@@ -22,15 +22,10 @@ from sluice.channels.unsubscribe import (
     read_token,
     secret,
 )
-from sluice.contracts import PROPENSITY_V1
 from sluice.contracts.clock import SYSTEM_CLOCK
 from sluice.coordinator.core import CoordinatorCore
-from sluice.decisioning.catalog import CatalogSource
 from sluice.errors import ConfigError, UnavailableError
-from sluice.registry import Registry
-from sluice.serve.backends import LocalBackend
-from sluice.serve.engine import ScoringEngine
-from sluice.serve.http import create_api
+from sluice.serve.backoffice_api import create_backoffice_api
 from sluice.settings import SluiceSettings
 from sluice.store import connect, dispose_all
 from sluice.store.db import with_password, without_password
@@ -88,11 +83,8 @@ def test_a_dry_run_sample_is_private(tmp_path: Path) -> None:
 def test_a_one_click_unsubscribe_token_never_appears_in_the_service_logs(
     fresh_settings: SluiceSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = ScoringEngine(["sluice-propensity@champion"], PROPENSITY_V1, Registry(fresh_settings))
     store = KeyStore(fresh_settings.home_dir / "keys.json")
-    api = create_api(
-        LocalBackend(engine, CatalogSource.read()), store, PROPENSITY_V1, settings=fresh_settings
-    )
+    api = create_backoffice_api(store, fresh_settings)
     token = make_token(U, secret(fresh_settings.home_dir, NO_ENV))
     with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, "ray.serve.sluice"):
         response = TestClient(api).post(

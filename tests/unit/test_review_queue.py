@@ -68,3 +68,34 @@ def test_an_item_past_its_window_is_refused_whatever_its_history(database_url: s
     assert after.get("r3").status == "expired"
     with pytest.raises(ConflictError, match="already expired"):
         after.decide("r3", REJECTED, "bob", "too late", "rejected")
+
+
+def test_a_queued_approval_waits_for_one_worker_that_holds_it_while_it_delivers(
+    database_url: str,
+) -> None:
+    q = queue(database_url, T0)
+    q.enqueue([item("q1", T0 + timedelta(hours=1)), item("q2", T0 + timedelta(hours=1))])
+    queued = q.decide("q1", APPROVED, "erin", None, None, lease=None)
+    assert queued.status == APPROVED and queued.result is None and queued.lease_until is None
+    # A queued approval takes only a pending item: it never takes over another's.
+    with pytest.raises(ConflictError, match="being approved by erin"):
+        q.decide("q1", APPROVED, "frank", None, None, lease=None)
+    assert [i.review_id for i in q.approved_waiting(10)] == ["q1"]  # q2 is still pending
+
+    # Two workers: one wins the item and holds it while its delivery may take.
+    a, b = queue(database_url, T0), queue(database_url, T0)
+    [waiting] = a.approved_waiting(10)
+    assert a.claim_approved(waiting, timedelta(minutes=2)) is True
+    assert b.claim_approved(waiting, timedelta(minutes=2)) is False
+    assert b.approved_waiting(10) == ()
+    # The winner died: after its lease, another worker takes the item.
+    later = queue(database_url, T0 + timedelta(minutes=3))
+    [again] = later.approved_waiting(10)
+    assert later.claim_approved(again, timedelta(minutes=2)) is True
+    later.settle("q1", "sent")
+    assert later.approved_waiting(10) == ()
+    # An approval queued inside the window is delivered even when the worker comes later.
+    q.decide("q2", APPROVED, "erin", None, None, lease=None)
+    past = queue(database_url, T0 + timedelta(hours=2))
+    [late] = past.approved_waiting(10)
+    assert late.review_id == "q2" and past.claim_approved(late, timedelta(minutes=2))

@@ -17,15 +17,10 @@ from fastapi.testclient import TestClient
 
 from sluice.auth import KeyStore, Scope
 from sluice.channels.unsubscribe import Unsubscribe, make_token, secret
-from sluice.contracts import PROPENSITY_V1
 from sluice.contracts.campaign import CampaignSpec
-from sluice.decisioning.catalog import CatalogSource
 from sluice.errors import InputError, UnavailableError
 from sluice.feedback.scope import brand_of_run
-from sluice.registry import Registry
-from sluice.serve.backends import LocalBackend
-from sluice.serve.engine import ScoringEngine
-from sluice.serve.http import create_api
+from sluice.serve.backoffice_api import create_backoffice_api
 from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.events import EventStore
@@ -42,10 +37,8 @@ KEYS = {
 
 
 def _app(settings: SluiceSettings, docs: bool = False) -> Any:
-    engine = ScoringEngine(["sluice-propensity@champion"], PROPENSITY_V1, Registry(settings))
     store = KeyStore(settings.home_dir / "keys.json")
-    backend = LocalBackend(engine, CatalogSource.read())
-    return create_api(backend, store, PROPENSITY_V1, settings=settings, docs=docs)
+    return create_backoffice_api(store, settings, docs=docs)
 
 
 def _world(settings: SluiceSettings, tmp: Path) -> tuple[TestClient, dict[str, dict[str, str]]]:

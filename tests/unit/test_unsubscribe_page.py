@@ -19,12 +19,7 @@ from sluice.channels.unsubscribe import (
     make_token,
     secret,
 )
-from sluice.contracts import PROPENSITY_V1
-from sluice.decisioning.catalog import CatalogSource
-from sluice.registry import Registry
-from sluice.serve.backends import LocalBackend
-from sluice.serve.engine import ScoringEngine
-from sluice.serve.http import create_api
+from sluice.serve.backoffice_api import create_backoffice_api
 from sluice.settings import SluiceSettings
 from sluice.store import connect
 from sluice.store.events import EventStore
@@ -37,13 +32,7 @@ ONE_CLICK = {"content-type": "application/x-www-form-urlencoded"}
 def _client(settings: SluiceSettings) -> TestClient:
     from sluice.auth import KeyStore
 
-    engine = ScoringEngine(["sluice-propensity@champion"], PROPENSITY_V1, Registry(settings))
-    api = create_api(
-        LocalBackend(engine, CatalogSource.read()),
-        KeyStore(settings.home_dir / "keys.json"),
-        PROPENSITY_V1,
-        settings=settings,
-    )
+    api = create_backoffice_api(KeyStore(settings.home_dir / "keys.json"), settings)
     return TestClient(api)
 
 

@@ -7,7 +7,7 @@ process), with the audience materialized into the online store the settings name
 SQLite store in the scratch home unless ``SLUICE_ONLINE_STORE_URL`` says otherwise). One
 ``sluice serve`` answers both loads, one after the other: ``/v1/decide`` with a customer
 context and its 18 features, then ``/v1/decide`` with the same context and no features,
-which the Scorer looks up by id in the online store.
+which the decision replica looks up by id in the online store.
 """
 
 from __future__ import annotations

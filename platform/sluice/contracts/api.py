@@ -253,6 +253,15 @@ class ReviewView(Contract):
     """The copy and the fields a reviewer needs (subject, body, text, score, first name)."""
 
 
+class ApprovalAccepted(Contract):
+    """An approval recorded (202): the orchestrator delivers the message; the status URL
+    shows the item, whose ``result`` is set once it went through the gates and the
+    ledger (``sent``, ``reserved``, ``deferred``, ``rejected``...)."""
+
+    review: ReviewView
+    status_url: str
+
+
 class ReviewList(Contract):
     items: tuple[ReviewView, ...]
 

@@ -111,3 +111,5 @@ class Decision(Contract):
     stale_features: bool = False
     """That row was older than the contract's freshness limit, used because the request
     allowed it."""
+    trace_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    """The W3C trace id of the request that asked for the decision (online decisions)."""

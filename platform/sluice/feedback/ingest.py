@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
     from sluice.registry.registry import Registry
 
 log = logging.getLogger("sluice.events")
-_LAST_CHECK: dict[str, float] = {}
 
 
 OUTCOMES = frozenset(t.value for t in EventType)
@@ -130,7 +128,6 @@ def ingest(
     raw: Iterable[Mapping[str, Any]],
     source: str,
     unsubscribe_keys: Keyring,
-    check_every_s: float = 0.0,
     clock: Clock = SYSTEM_CLOCK,
     registry: Registry | None = None,
     scope: EventScope | None = None,
@@ -158,7 +155,7 @@ def ingest(
         if isinstance(e, OutcomeEvent) and e.run_id and e.event_id in accepted
     }
     opened = (
-        [i for run_id in sorted(runs) if (i := _check(engine, registry, run_id, check_every_s))]
+        [i for run_id in sorted(runs) if (i := _check(engine, registry, run_id))]
         if registry is not None
         else []
     )
@@ -171,14 +168,10 @@ def ingest(
     )
 
 
-def _check(engine: Engine, registry: Registry, run_id: str, every_s: float) -> str | None:
+def _check(engine: Engine, registry: Registry, run_id: str) -> str | None:
     from sluice.feedback.guardrails import evaluate_guardrails
     from sluice.store.runs import Runs
 
-    now = time.monotonic()
-    if every_s and now - _LAST_CHECK.get(run_id, -1e18) < every_s:
-        return None
-    _LAST_CHECK[run_id] = now
     if Runs(engine).get(run_id) is None:
         return None
     result = evaluate_guardrails(engine, registry, run_id)

@@ -3,7 +3,8 @@
 Each :meth:`Orchestrator.step` reads the Redis stream (when configured) into the event
 store (which queues what journeys react to), runs one engine tick, delivers due
 deferrals, and, on their own timers, re-reads deployed journeys, enters scheduled
-journey audiences, starts scheduled campaigns and evaluates guardrails. All state is
+journey audiences, starts scheduled campaigns, delivers review items approved through the
+admin API and evaluates guardrails. All state is
 in the database: a restarted orchestrator carries on where the last one stopped.
 """
 
@@ -32,6 +33,7 @@ from sluice.feedback.ingest import ingest
 from sluice.journeys.deferred import DeferredSends
 from sluice.journeys.engine import EngineConfig, JourneyEngine, TickReport
 from sluice.journeys.entries import EntryRequest
+from sluice.review.actions import deliver_approved
 from sluice.store.runs import Runs
 
 log = logging.getLogger("sluice.orchestrator")
@@ -46,7 +48,11 @@ class OrchestratorConfig:
     """Pause between steps when there was nothing to do."""
     reload_s: float = 5.0
     """How often deployed journeys are re-read (deploy, pause, resume take effect)."""
-    guardrails_s: float = 300.0
+    guardrails_s: float = 60.0
+    """How often the guardrails of runs with a canary (the last 90 days) are evaluated:
+    events posted to the back office are only stored, and this is what acts on them."""
+    reviews_s: float = 2.0
+    """How often review items approved through the admin API are delivered."""
     schedules_s: float = 30.0
     retry_s: float = 30.0
     """How often journey messages still reserved are retried."""
@@ -128,6 +134,9 @@ class Orchestrator:
         if self.timers.due("owed", self.config.retry_s):
             for counts in self.deferred.retry_owed().values():
                 report.counts.update({f"owed:{k}": v for k, v in counts.items()})
+        if self.timers.due("reviews", self.config.reviews_s):
+            approved = deliver_approved(self.config.engine.database_url, self.keys, self.clock)
+            report.counts.update({f"review:{k}": v for k, v in approved.items()})
         if self.config.guardrails and self.timers.due("guardrails", self.config.guardrails_s):
             self.check_guardrails()
         return report

@@ -1,8 +1,9 @@
-"""The typed app builder of the decision service.
+"""The typed app builders of the decision service and the back office.
 
 ``deployments/decision.yaml`` points Serve at :func:`build_app`
-(``import_path: sluice.serve.app:build_app``); its ``args`` are validated by
-:class:`DecisionAppArgs`, so a typo is an error naming the field, not a surprise.
+(``import_path: sluice.serve.app:build_app``) and :func:`build_backoffice_app`; their
+``args`` are validated by :class:`DecisionAppArgs` and :class:`BackOfficeAppArgs`, so a
+typo is an error naming the field, not a surprise.
 """
 
 # No ``from __future__ import annotations``: Serve reads build_app's annotation to
@@ -19,25 +20,19 @@ from sluice.decisioning.catalog import CatalogSource
 from sluice.errors import ConfigError
 from sluice.online.config import OnlineStoreConfig
 from sluice.registry.uri import ModelURI
-from sluice.serve.deployments import Decider, Ingress, IngressOptions, Scorer, ScorerTuning, Stores
+from sluice.serve.deployments import (
+    BackOffice,
+    DecisionOptions,
+    Decisions,
+    DecisionTuning,
+    Stores,
+)
 from sluice.settings import SluiceSettings, get_settings
 
 
-class DecisionAppArgs(Contract):
-    """Arguments of the decision application."""
+class StoreArgs(Contract):
+    """Where an app's replicas find Sluice's state (both apps take these)."""
 
-    models: tuple[str, ...] = ("sluice-propensity@champion", "sluice-propensity@challenger")
-    """``NAME@ALIAS`` per served model; the first is the default for requests."""
-    offers: str = "builtin:default"
-    """Offer catalog: ``builtin:NAME`` or a YAML file (read when the app is built)."""
-    predictor: Literal["auto", "compiled", "booster"] = "auto"
-    """How the Scorer predicts (``auto``: compiled trees when a C compiler is present)."""
-    model_poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
-    """How often the Scorer re-resolves aliases (hot swaps)."""
-    edge_batch_size: int = Field(default=32, ge=1, le=1024)
-    """Concurrent requests one ingress replica folds into one Scorer call."""
-    edge_batch_wait_s: float = Field(default=0.0005, ge=0, le=0.1)
-    """How long the ingress waits to fill such a batch."""
     sluice_home: str | None = None
     """SLUICE_HOME for the replicas; default: the builder's."""
     tracking_uri: str | None = None
@@ -46,13 +41,32 @@ class DecisionAppArgs(Contract):
     """MLflow registry URI, when it differs."""
     api_keys_file: str | None = None
     """Keys file; default SLUICE_API_KEYS_FILE or SLUICE_HOME/api-keys.json."""
-    online_store: str | None = None
-    """Online feature store for decisions by id (``sqlite:///PATH`` or
-    ``redis://HOST:PORT/DB``, no password); default: each Scorer replica's
-    SLUICE_ONLINE_STORE_URL, else Feast's SQLite store under SLUICE_HOME."""
     api_docs: bool | None = None
     """Serve the interactive docs (/docs, /redoc); default: SLUICE_API_DOCS, else off.
     /openapi.json is always served."""
+
+
+class BackOfficeAppArgs(StoreArgs):
+    """Arguments of the back-office application (reviews, events, unsubscribes,
+    incidents)."""
+
+
+class DecisionAppArgs(StoreArgs):
+    """Arguments of the decision application."""
+
+    models: tuple[str, ...] = ("sluice-propensity@champion", "sluice-propensity@challenger")
+    """``NAME@ALIAS`` per served model; the first is the default for requests."""
+    offers: str = "builtin:default"
+    """Offer catalog: ``builtin:NAME`` or a YAML file (read when the app is built)."""
+    predictor: Literal["auto", "compiled", "booster"] = "auto"
+    """How replicas predict (``auto``: compiled trees when a C compiler is present)."""
+    model_poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often replicas re-resolve aliases (hot swaps); the deployment's
+    ``user_config`` may change it live (see DecisionTuning)."""
+    online_store: str | None = None
+    """Online feature store for decisions by id (``sqlite:///PATH`` or
+    ``redis://HOST:PORT/DB``, no password); default: each replica's
+    SLUICE_ONLINE_STORE_URL, else Feast's SQLite store under SLUICE_HOME."""
 
     @model_validator(mode="after")
     def _aliases(self) -> Self:
@@ -72,7 +86,7 @@ class DecisionAppArgs(Contract):
         return self
 
 
-def _settings(args: DecisionAppArgs) -> SluiceSettings:
+def _settings(args: StoreArgs) -> SluiceSettings:
     settings = get_settings()  # the app's edge: configuration is read here, once
     if args.sluice_home:
         settings = settings.model_copy(update={"home": Path(args.sluice_home)})
@@ -83,7 +97,7 @@ def _settings(args: DecisionAppArgs) -> SluiceSettings:
     return settings
 
 
-def _stores(args: DecisionAppArgs, settings: SluiceSettings) -> Stores:
+def _stores(args: StoreArgs, settings: SluiceSettings) -> Stores:
     keys = settings.keys_file
     return Stores(
         home=str(settings.home_dir),
@@ -93,25 +107,31 @@ def _stores(args: DecisionAppArgs, settings: SluiceSettings) -> Stores:
         # link on every update, and each request re-reads it when it changed.
         api_keys_file=str(keys.expanduser().absolute()),
         clock=settings.clock,
-        online_store_url=args.online_store,
+        online_store_url=args.online_store if isinstance(args, DecisionAppArgs) else None,
     )
 
 
 def build_app(args: DecisionAppArgs) -> Application:
-    """``Ingress.bind(Scorer.bind(...), Decider.bind(catalog))``."""
+    """One ``Decisions`` deployment: the API, scoring and the offer rules in-process."""
     given: object = args
     if not isinstance(given, DecisionAppArgs):  # a plain mapping, from callers other than Serve
         args = DecisionAppArgs.model_validate(given)
     settings = _settings(args)
     stores = _stores(args, settings)
-    catalog = CatalogSource.read(args.offers)
-    tuning = ScorerTuning(model_poll_interval_s=args.model_poll_interval_s).model_dump()
-    # @serve.deployment turns the classes into Deployments; mypy sees only the classes.
-    scorer = cast(Any, Scorer).bind(list(args.models), args.predictor, stores, tuning)
-    decider = cast(Any, Decider).bind(catalog, stores.clock)
-    default_alias = str(ModelURI.parse(args.models[0]).alias)
-    options = IngressOptions(
-        default_alias, args.edge_batch_size, args.edge_batch_wait_s, settings.api_docs
+    options = DecisionOptions(
+        tuple(args.models), args.predictor, CatalogSource.read(args.offers), settings.api_docs
     )
-    app: Application = cast(Any, Ingress).bind(scorer, decider, stores, options)
+    tuning = DecisionTuning(model_poll_interval_s=args.model_poll_interval_s).model_dump()
+    # @serve.deployment turns the class into a Deployment; mypy sees only the class.
+    app: Application = cast(Any, Decisions).bind(options, stores, tuning)
+    return app
+
+
+def build_backoffice_app(args: BackOfficeAppArgs) -> Application:
+    """One ``BackOffice`` deployment (see :mod:`sluice.serve.backoffice_api`)."""
+    given: object = args
+    if not isinstance(given, BackOfficeAppArgs):
+        args = BackOfficeAppArgs.model_validate(given)
+    settings = _settings(args)
+    app: Application = cast(Any, BackOffice).bind(_stores(args, settings), settings.api_docs)
     return app

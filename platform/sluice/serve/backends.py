@@ -1,14 +1,16 @@
-"""Where scoring and deciding happen behind the HTTP API.
+"""Scoring and deciding in the API's own process.
 
-:class:`LocalBackend` runs the engine and the rules in the API's own process (the
-in-process baseline of ``sluice bench online`` and Ray-free tests). :class:`ServeBackend`
-calls the Scorer and Decider deployments through handles; concurrent requests on one
-ingress replica are coalesced into one Scorer call (``@serve.batch`` at the edge), and
-the Scorer coalesces calls from every ingress replica again into one predict.
+:class:`LocalBackend` runs the engine and the offer rules where the request is answered:
+in the Serve deployment (:class:`sluice.serve.deployments.Decisions`), in the one-process
+baseline of ``sluice bench online`` and in Ray-free tests. Concurrent requests can be
+coalesced into one engine call (:meth:`LocalBackend.batch`): one online-store read and
+one predict per alias for all of them. Batches of many rows predict in a worker thread,
+off the event loop that serves the other requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ray import serve
@@ -20,6 +22,13 @@ from sluice.decisioning.catalog import CatalogSource
 from sluice.decisioning.rules import decide
 from sluice.serve.engine import ScoreJob, ScoreOutcome, ScoringEngine
 
+BIG_BATCH_ROWS = 4_096
+"""Batches with more rows than this predict in a worker thread, off the event loop."""
+
+
+def _rows(jobs: list[ScoreJob]) -> int:
+    return sum(len(j.matrix) if j.matrix is not None else len(j.ids) for j in jobs)
+
 
 class LocalBackend:
     def __init__(
@@ -29,9 +38,30 @@ class LocalBackend:
         self.catalog = catalog
         self.clock = clock
         self.default_alias = engine.default_alias
+        self.batched = False
+
+    def batch(self, max_size: int, wait_s: float) -> None:
+        """Coalesce up to ``max_size`` concurrent requests into one engine call, waiting
+        at most ``wait_s`` for a batch to fill (``max_size`` 1: every request alone)."""
+        self.batched = max_size > 1
+        flush: Any = self._flush
+        flush.set_max_batch_size(max(max_size, 1))
+        flush.set_batch_wait_timeout_s(wait_s)
+
+    async def _score(self, jobs: list[ScoreJob]) -> list[ScoreOutcome]:
+        if _rows(jobs) > BIG_BATCH_ROWS:
+            return await asyncio.to_thread(self.engine.score, jobs)
+        return self.engine.score(jobs)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    async def _flush(self, jobs: list[ScoreJob]) -> list[ScoreOutcome]:
+        return await self._score(jobs)
 
     async def score(self, job: ScoreJob) -> ScoreOutcome:
-        return self.engine.score([job])[0]
+        if self.batched:
+            outcome: ScoreOutcome = await self._flush(job)
+            return outcome
+        return (await self._score([job]))[0]
 
     async def decide(
         self, context: DecisionContext, outcome: ScoreOutcome, decision_id: str
@@ -52,45 +82,3 @@ class LocalBackend:
 
     async def ready(self) -> bool:
         return self.engine.ready()
-
-
-class ServeBackend:
-    def __init__(
-        self, scorer: Any, decider: Any, default_alias: str, batch_size: int, batch_wait_s: float
-    ) -> None:
-        self.scorer = scorer
-        self.decider = decider
-        self.default_alias = default_alias
-        batched: Any = self._flush
-        batched.set_max_batch_size(batch_size)
-        batched.set_batch_wait_timeout_s(batch_wait_s)
-
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0005, max_concurrent_batches=4)
-    async def _flush(self, jobs: list[ScoreJob]) -> list[ScoreOutcome]:
-        outcomes: list[ScoreOutcome] = await self.scorer.score.remote(jobs)
-        return outcomes
-
-    async def score(self, job: ScoreJob) -> ScoreOutcome:
-        outcome: ScoreOutcome = await self._flush(job)
-        return outcome
-
-    async def decide(
-        self, context: DecisionContext, outcome: ScoreOutcome, decision_id: str
-    ) -> Decision:
-        assert outcome.scores is not None
-        decision: Decision = await self.decider.decide.remote(
-            context,
-            float(outcome.scores[0]),
-            outcome.model_name,
-            outcome.model_version,
-            decision_id,
-        )
-        return decision
-
-    async def models(self) -> list[ServedModel]:
-        served: list[ServedModel] = await self.scorer.served.remote()
-        return served
-
-    async def ready(self) -> bool:
-        ready: bool = await self.scorer.ready.remote()
-        return ready

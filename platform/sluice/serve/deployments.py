@@ -1,8 +1,11 @@
-"""The Ray Serve deployments of the decision service: Ingress, Scorer, Decider.
+"""The Ray Serve deployments: ``Decisions`` (the decision app) and ``BackOffice``.
 
-The graph is built in :mod:`sluice.serve.app` (``Ingress.bind(Scorer.bind(...),
-Decider.bind(...))``); operating settings (replicas, autoscaling, resources, logging)
-come from ``deployments/decision.yaml``.
+A decision is answered by the replica that receives it: the API, the scoring engine and
+the offer rules run in-process, with no hop to another deployment (a single LightGBM row
+costs microseconds; a hop costs a millisecond). The back office is an app of its own, so
+reviews, events and unsubscribes never take a decision replica's time. The apps are
+built in :mod:`sluice.serve.app`; operating settings (replicas, autoscaling, resources,
+logging) come from ``deployments/decision.yaml``.
 """
 
 from __future__ import annotations
@@ -19,22 +22,19 @@ from ray import serve
 from sluice.auth.keys import KeyStore
 from sluice.contracts._base import Contract
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
-from sluice.contracts.decisions import Decision, DecisionContext
 from sluice.contracts.propensity import PROPENSITY_V1
 from sluice.decisioning.catalog import CatalogSource
-from sluice.decisioning.rules import decide
 from sluice.online.config import OnlineStoreConfig
 from sluice.online.lookup import OnlineFeatures
 from sluice.registry.registry import Registry
-from sluice.serve.backends import ServeBackend
-from sluice.serve.engine import ScoreJob, ScoreOutcome, ScoringEngine
+from sluice.serve.backends import LocalBackend
+from sluice.serve.backoffice_api import create_backoffice_api
+from sluice.serve.engine import ScoringEngine
 from sluice.serve.http import create_api
 from sluice.serve.metrics import RayMetrics, model_version_gauge
 from sluice.settings import SluiceSettings
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
-BIG_BATCH_ROWS = 4_096
-"""Batches with more rows than this predict in a worker thread, off the event loop."""
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,15 @@ class Stores:
         return OnlineFeatures(OnlineStoreConfig.from_url(url, settings.home_dir), PROPENSITY_V1)
 
 
-class ScorerTuning(Contract):
-    """The Scorer's ``user_config``: applied live through ``reconfigure``."""
+class DecisionTuning(Contract):
+    """The decision deployment's ``user_config``: applied live through ``reconfigure``."""
 
     model_poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
-    """How often every served alias is re-resolved in the registry."""
+    """How often every served alias is re-resolved in the registry (hot swaps)."""
     max_batch_size: int = Field(default=16, ge=1, le=1024)
-    """Calls (each an ingress batch) coalesced into one predict."""
-    batch_wait_timeout_s: float = Field(default=0.001, ge=0, le=1)
+    """Concurrent requests of one replica coalesced into one predict (1: none)."""
+    batch_wait_timeout_s: float = Field(default=0.0, ge=0, le=1)
+    """How long a batch waits to fill (0: it takes the requests already waiting)."""
 
 
 def _request_id() -> str | None:
@@ -87,36 +88,46 @@ def _request_id() -> str | None:
         return None
 
 
-@serve.deployment(name="Scorer", max_ongoing_requests=64)
-class Scorer:
-    """LightGBM scoring for every served alias, with hot swaps when an alias moves."""
+@dataclass(frozen=True)
+class DecisionOptions:
+    models: tuple[str, ...]
+    predictor: str
+    catalog: CatalogSource
+    api_docs: bool = False
+    """Serve /docs and /redoc (see ``create_api``)."""
+
+
+@serve.deployment(name="Decisions", max_ongoing_requests=128)
+@serve.ingress()
+class Decisions:
+    """The decision service in one deployment: the HTTP API, LightGBM scoring of every
+    served alias (compiled trees, hot swaps when an alias moves) and the offer rules, in
+    the replica that answers the request; scaled by replicas."""
 
     async def __init__(  # type: ignore[misc]
-        self,
-        models: list[str],
-        predictor: str,
-        stores: Stores,
-        tuning: dict[str, Any] | None = None,
+        self, options: DecisionOptions, stores: Stores, tuning: dict[str, Any] | None = None
     ) -> None:
         self.engine = ScoringEngine(
-            models,
+            options.models,
             PROPENSITY_V1,
             Registry(stores.settings()),
-            predictor,  # type: ignore[arg-type]
+            options.predictor,  # type: ignore[arg-type]
             features=stores.online_features(),
             clock=stores.clock,
         )
-        self.tuning = ScorerTuning.model_validate(tuning or {})
+        self.tuning = DecisionTuning.model_validate(tuning or {})
+        self.backend = LocalBackend(self.engine, options.catalog, stores.clock)
+        self.backend.batch(self.tuning.max_batch_size, self.tuning.batch_wait_timeout_s)
+        self.keys = KeyStore(Path(stores.api_keys_file))
+        self.api_docs = options.api_docs
         self._gauge: Any = model_version_gauge()
         await asyncio.to_thread(self.engine.refresh)
         self._publish()
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     def reconfigure(self, config: dict[str, Any]) -> None:
-        self.tuning = ScorerTuning.model_validate(config)
-        batched: Any = self.score
-        batched.set_max_batch_size(self.tuning.max_batch_size)
-        batched.set_batch_wait_timeout_s(self.tuning.batch_wait_timeout_s)
+        self.tuning = DecisionTuning.model_validate(config)
+        self.backend.batch(self.tuning.max_batch_size, self.tuning.batch_wait_timeout_s)
 
     def _publish(self) -> None:
         for model in self.engine.served():
@@ -135,79 +146,6 @@ class Scorer:
         if self._poller.done():
             raise RuntimeError(f"the model poller stopped: {self._poller.exception()!r}")
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.001)
-    async def score(self, calls: list[list[ScoreJob]]) -> list[list[ScoreOutcome]]:
-        jobs = [job for call in calls for job in call]
-        rows = sum(len(j.matrix) if j.matrix is not None else len(j.ids) for j in jobs)
-        outcomes = (
-            await asyncio.to_thread(self.engine.score, jobs)
-            if rows > BIG_BATCH_ROWS
-            else self.engine.score(jobs)
-        )
-        out, start = [], 0
-        for call in calls:
-            out.append(outcomes[start : start + len(call)])
-            start += len(call)
-        return out
-
-    async def served(self) -> list[Any]:
-        return self.engine.served()
-
-    async def ready(self) -> bool:
-        return self.engine.ready()
-
-
-@serve.deployment(name="Decider", max_ongoing_requests=128)
-class Decider:
-    """Next-best-offer rules over the offer catalog (pure; no I/O)."""
-
-    def __init__(self, catalog: CatalogSource, clock: Clock) -> None:
-        self.catalog = catalog
-        self.clock = clock
-
-    async def decide(
-        self,
-        context: DecisionContext,
-        score: float,
-        model_name: str,
-        model_version: str,
-        decision_id: str,
-    ) -> Decision:
-        return decide(
-            context,
-            score,
-            self.catalog,
-            decision_id=decision_id,
-            model_name=model_name,
-            model_version=model_version,
-            now=self.clock.now(),
-        )
-
-
-@dataclass(frozen=True)
-class IngressOptions:
-    default_alias: str
-    batch_size: int
-    batch_wait_s: float
-    api_docs: bool = False
-    """Serve /docs and /redoc (see ``create_api``)."""
-
-
-@serve.deployment(name="Ingress", max_ongoing_requests=128)
-@serve.ingress()
-class Ingress:
-    """The HTTP API; its FastAPI app is built in the replica (see ``create_api``)."""
-
-    def __init__(self, scorer: Any, decider: Any, stores: Stores, options: IngressOptions) -> None:
-        self.backend = ServeBackend(
-            scorer, decider, options.default_alias, options.batch_size, options.batch_wait_s
-        )
-        self.keys = KeyStore(Path(stores.api_keys_file))
-        # Home and clock from the app; the database URL from this replica's own settings
-        # (it may carry a password, which never travels as a deployment argument).
-        self.settings = stores.settings()
-        self.api_docs = options.api_docs
-
     def __serve_build_asgi_app__(self) -> Any:
         return create_api(
             self.backend,
@@ -215,6 +153,28 @@ class Ingress:
             PROPENSITY_V1,
             RayMetrics(),
             request_id=_request_id,
-            settings=self.settings,
+            docs=self.api_docs,
+        )
+
+
+@serve.deployment(name="BackOffice", max_ongoing_requests=64)
+@serve.ingress()
+class BackOffice:
+    """Reviews, events, unsubscribes, journey entries and incidents (see
+    :mod:`sluice.serve.backoffice_api`); the heavy work they trigger is the orchestrator's."""
+
+    def __init__(self, stores: Stores, api_docs: bool = False) -> None:
+        self.keys = KeyStore(Path(stores.api_keys_file))
+        # Home and clock from the app; the database URL from this replica's own settings
+        # (it may carry a password, which never travels as a deployment argument).
+        self.settings = stores.settings()
+        self.api_docs = api_docs
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_backoffice_api(
+            self.keys,
+            self.settings,
+            RayMetrics(),
+            request_id=_request_id,
             docs=self.api_docs,
         )

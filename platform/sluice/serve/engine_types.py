@@ -1,4 +1,4 @@
-"""What the ingress hands the Scorer and what comes back (pickled between replicas)."""
+"""What the API hands the scoring engine and what comes back."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sluice.errors import SluiceError
 @dataclass(frozen=True)
 class ScoreJob:
     """One request: its rows already validated and encoded (``matrix``), or customer ids
-    whose features the Scorer looks up in the online store; and the alias to use."""
+    whose features the engine looks up in the online store; and the alias to use."""
 
     matrix: np.ndarray | None = None
     alias: str | None = None

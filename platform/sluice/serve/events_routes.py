@@ -4,7 +4,10 @@ key limited to brands may post only its brands' events, see
 :mod:`sluice.serve.unsubscribe_routes`), whose tokens are credentials and never logged:
 :func:`redact_logs` filters them out of what the HTTP server, Serve and the app log.
 
-Handlers are synchronous (database writes): FastAPI runs them in its thread pool.
+Handlers are synchronous (database writes): FastAPI runs them in its thread pool. The
+route stores events and acts on nothing heavier: the guardrails of the runs they touch
+are evaluated by the orchestrator on its timer (``sluice orchestrator run``), which may
+pause an arm and roll a model alias back.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures.
@@ -25,8 +28,6 @@ from sluice.settings import SluiceSettings
 if TYPE_CHECKING:
     from sluice.feedback.scope import EventScope
 
-GUARDRAIL_CHECK_EVERY_S = 5.0
-"""A run's guardrails are evaluated at most this often from the events route."""
 _TOKEN_IN_PATH = re.compile(r"(/v1/unsubscribe/)[^\s\"'?#/]+")
 REDACTED_LOGGERS = ("uvicorn.access", "uvicorn.error", "ray.serve", "ray.serve.sluice")
 """Loggers that write request paths: the HTTP server's, Serve's (access lines), ours."""
@@ -77,11 +78,9 @@ def add_event_routes(
     """``POST /v1/events``, then the unsubscribe routes."""
     from sluice.channels.unsubscribe import secret
     from sluice.feedback.ingest import ingest
-    from sluice.registry.registry import Registry
     from sluice.store.db import connect
 
     clock, url, home = settings.clock, settings.effective_database_url, settings.home_dir
-    registry = Registry(settings)  # a fired guardrail may roll an alias back
 
     def post_events(body: RawEvents, key: events_key) -> IngestResult:
         return ingest(
@@ -89,9 +88,7 @@ def add_event_routes(
             body.events,
             "api",
             secret(home),
-            check_every_s=GUARDRAIL_CHECK_EVERY_S,
             clock=clock,
-            registry=registry,
             scope=event_scope(key),
         )
 

@@ -1,4 +1,5 @@
-"""``sluice serve``: deploy ``deployments/decision.yaml`` and wait until it is ready.
+"""``sluice serve``: deploy ``deployments/decision.yaml`` (the decision app and the back
+office) and wait until both are ready.
 
 It starts a local Ray cluster (or joins ``RAY_ADDRESS``), deploys the config exactly as
 ``serve run CONFIG`` does, waits until the app answers what its users will ask
@@ -21,7 +22,7 @@ from typing import Any
 import yaml
 
 from sluice.errors import ConfigError, UnavailableError
-from sluice.serve.readiness import Probe, http_ok, llm_answers, wait_until
+from sluice.serve.readiness import Probe, all_of, http_ok, llm_answers, wait_until
 
 FAST_PATH_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 DEFAULT_CONFIG = Path("deployments/decision.yaml")
@@ -149,10 +150,15 @@ def serve_app(
 def serve_decision_app(
     config_path: Path, port: int | None, host: str | None, fast: bool, timeout_s: float
 ) -> Served:
-    """The decision app, ready when ``/readyz`` answers (its default model is loaded)."""
-    return serve_app(
-        config_path, port, host, fast, timeout_s, lambda url, _: http_ok(f"{url}/readyz")
-    )
+    """The decision app and the back office, ready when every app's ``/readyz`` answers
+    (the default model is loaded; the database answers)."""
+
+    def probe_for(url: str, config: Any) -> Probe:
+        root = url.removesuffix((config.applications[0].route_prefix or "/").rstrip("/"))
+        prefixes = [(app.route_prefix or "/").rstrip("/") for app in config.applications]
+        return all_of([http_ok(f"{root}{prefix}/readyz") for prefix in prefixes])
+
+    return serve_app(config_path, port, host, fast, timeout_s, probe_for)
 
 
 def serve_llm_app(

@@ -69,7 +69,7 @@ class RayMetrics:
 
 
 def model_version_gauge() -> object:
-    """``sluice_model_version{model, alias}``: the version a Scorer replica serves."""
+    """``sluice_model_version{model, alias}``: the version a decision replica serves."""
     from ray.util import metrics
 
     return metrics.Gauge(

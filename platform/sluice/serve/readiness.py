@@ -1,7 +1,8 @@
 """When a deployed app counts as ready: it answers what its users will ask.
 
 A probe says whether an app is ready now, and why not. The decision app is ready when
-``/readyz`` answers 200 (its default model is loaded). The LLM app is ready only when
+``/readyz`` answers 200 (its default model is loaded), the back office when its
+``/readyz`` does (the database answers). The LLM app is ready only when
 every deployment of the app is running **and** a real chat completion for the served
 model id has answered: its OpenAI ingress answers ``/v1/models`` before the engine has
 loaded, so that route proves nothing. :func:`wait_until` polls a probe, reports progress
@@ -28,6 +29,19 @@ def http_ok(url: str) -> Probe:
         except httpx.HTTPError as exc:
             return False, str(exc) or type(exc).__name__
         return r.status_code == 200, f"{r.status_code}: {r.text[:200]}"
+
+    return probe
+
+
+def all_of(probes: list[Probe]) -> Probe:
+    """Ready when every probe is; the first that is not says why."""
+
+    def probe() -> tuple[bool, str]:
+        for p in probes:
+            ready, detail = p()
+            if not ready:
+                return False, detail
+        return True, "ready"
 
     return probe
 

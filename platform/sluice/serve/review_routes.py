@@ -1,13 +1,21 @@
 """The review queue's routes under ``/v1/admin/reviews`` (admin scope): list, show,
-approve (the other gates, the ledger, then delivery) and reject."""
+approve and reject. An approval is recorded and answered with 202 and the item's status
+URL; the orchestrator delivers it (the other gates, the ledger, then the channel), so no
+request builds a transport."""
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures.
 
 from typing import Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request, Response
 
-from sluice.contracts.api import ApproveRequest, RejectRequest, ReviewList, ReviewView
+from sluice.contracts.api import (
+    ApprovalAccepted,
+    ApproveRequest,
+    RejectRequest,
+    ReviewList,
+    ReviewView,
+)
 from sluice.settings import SluiceSettings
 from sluice.store.reviews import ReviewItem
 
@@ -20,11 +28,10 @@ def add_review_routes(
     api: FastAPI, admin_key: Any, errors: dict[int | str, dict[str, Any]], settings: SluiceSettings
 ) -> None:
     """The review queue under ``/v1/admin/reviews`` (admin scope). The handlers are
-    synchronous: FastAPI runs them in its thread pool, so an approval's delivery never
-    blocks the event loop that serves decisions."""
+    synchronous (database reads and writes): FastAPI runs them in its thread pool."""
     from sluice.review import actions
 
-    clock, url, home = settings.clock, settings.effective_database_url, settings.home_dir
+    clock, url = settings.clock, settings.effective_database_url
 
     def list_reviews(
         _: admin_key,
@@ -42,8 +49,13 @@ def add_review_routes(
         review_id: str,
         body: ApproveRequest,
         _: admin_key,
-    ) -> ReviewView:
-        return _review_view(actions.approve(review_id, body.by, url, home, clock))
+        request: Request,
+        response: Response,
+    ) -> ApprovalAccepted:
+        item = actions.approve_later(review_id, body.by, url, clock)
+        status_url = str(request.url_for("get_review", review_id=review_id).path)
+        response.headers["Location"] = status_url
+        return ApprovalAccepted(review=_review_view(item), status_url=status_url)
 
     def reject_review(
         review_id: str,
@@ -66,9 +78,10 @@ def add_review_routes(
     )(get_review)
     api.post(
         "/v1/admin/reviews/{review_id}/approve",
-        response_model=ReviewView,
+        response_model=ApprovalAccepted,
+        status_code=202,
         responses=errors,
-        summary="Approve: the other gates, the ledger, then delivery",
+        summary="Approve; the orchestrator delivers (other gates, ledger, channel)",
     )(approve_review)
     api.post(
         "/v1/admin/reviews/{review_id}/reject",

@@ -70,12 +70,9 @@ def add_unsubscribe_routes(
 ) -> None:
     from sluice.channels.unsubscribe import Keyring, Unsubscribe, read_token, secret
     from sluice.feedback.ingest import ingest, unsubscribe_event
-    from sluice.registry.registry import Registry
-    from sluice.serve.events_routes import GUARDRAIL_CHECK_EVERY_S
     from sluice.store.db import connect
 
     clock, url, home = settings.clock, settings.effective_database_url, settings.home_dir
-    registry = Registry(settings)  # a fired guardrail may roll an alias back
 
     def keyring() -> Keyring | None:
         try:
@@ -110,9 +107,7 @@ def add_unsubscribe_routes(
         if form and u is None:
             return page.invalid()
         event = unsubscribe_event(token, clock.now().isoformat())
-        result = ingest(
-            connect(url), [event], "one-click", keys, GUARDRAIL_CHECK_EVERY_S, clock, registry
-        )
+        result = ingest(connect(url), [event], "one-click", keys, clock=clock)
         if result.rejected:  # a link that was never issued (or a forged one)
             if form:
                 return page.invalid()

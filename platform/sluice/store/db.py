@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -136,6 +136,16 @@ def connect(url: str) -> Engine:
             upgrade(engine)
             _ENGINES[url] = engine
     return engine
+
+
+def answers(url: str) -> str | None:
+    """None when the database at ``url`` answers a query; else why not (no secrets)."""
+    try:
+        with connect(url).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return type(exc).__name__
+    return None
 
 
 def utc(value: datetime | None) -> datetime | None:

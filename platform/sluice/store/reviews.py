@@ -156,14 +156,16 @@ class ReviewQueue:
         by: str,
         note: str | None,
         result: str | None,
-        lease: timedelta = APPROVAL_LEASE,
+        lease: timedelta | None = APPROVAL_LEASE,
     ) -> ReviewItem:
         """Record a person's decision on a pending item, inside its review window.
 
         Single winner: the first decision takes the item. An approval holds a lease while
         its message goes through the gates and the ledger; if that approval is
         interrupted (the lease runs out with no result), approving again finishes it. An
-        item whose window is over is refused whatever its history."""
+        approval with ``lease=None`` takes only a pending item and leaves its delivery to
+        a worker (:meth:`claim_approved`). An item whose window is over is refused
+        whatever its history."""
         if not re.search(VISIBLE, by):
             raise InputError("--by: say who decides", field="by")
         now = self.clock.now()
@@ -181,8 +183,9 @@ class ReviewQueue:
                 reviews.c.result.is_(None),
                 or_(reviews.c.lease_until.is_(None), reviews.c.lease_until <= now),
             )
-            takeable = or_(takeable, interrupted)
-            values.update(lease_until=now + lease)
+            if lease is not None:
+                takeable = or_(takeable, interrupted)
+            values.update(lease_until=None if lease is None else now + lease)
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(reviews)
@@ -214,3 +217,41 @@ class ReviewQueue:
         """What became of an approved item (reserved, deferred, sent, rejected by a gate)."""
         with self.engine.begin() as conn:
             settle_item_in(conn, review_id, result)
+
+    def approved_waiting(self, limit: int) -> tuple[ReviewItem, ...]:
+        """Approved items whose delivery nobody holds: queued by the API, or interrupted."""
+        now = self.clock.now()
+        query = (
+            select(reviews)
+            .where(
+                and_(
+                    reviews.c.status == APPROVED,
+                    reviews.c.result.is_(None),
+                    or_(reviews.c.lease_until.is_(None), reviews.c.lease_until <= now),
+                )
+            )
+            .order_by(reviews.c.decided_at, reviews.c.review_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return tuple(self._item(r) for r in conn.execute(query))
+
+    def claim_approved(self, item: ReviewItem, lease: timedelta) -> bool:
+        """Take ``item`` (from :meth:`approved_waiting`) for one delivery attempt: single
+        winner among workers, the lease held as long as the attempt may take."""
+        now = self.clock.now()
+        held = reviews.c.lease_until
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(reviews)
+                .where(
+                    and_(
+                        reviews.c.review_id == item.review_id,
+                        reviews.c.status == APPROVED,
+                        reviews.c.result.is_(None),
+                        or_(held.is_(None), held <= now),
+                    )
+                )
+                .values(lease_until=now + lease)
+            )
+        return bool(done.rowcount)
