@@ -27,6 +27,9 @@ from sluice.bench.batch import scratch_env, scratch_settings
 from sluice.settings import SluiceSettings
 
 BASE_CUSTOMERS = 50_000
+SWEEP = (8, 16, 32, 64, 128)
+"""Connections of the load sweep on the Serve app, until p99 crosses P99_LIMIT_MS."""
+P99_LIMIT_MS = 50.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class OnlineBench:
     ratio_p99: float
     bare_errors: int
     sluice_errors: int
+    sweep: tuple[tuple[int, float, float], ...] = ()
+    """(connections, rps, p99 ms) of the Serve app under rising load."""
+    rps_at_p99_50ms: float | None = None
+    """The highest rps the sweep measured with p99 at or under 50 ms (None: none did)."""
 
 
 def _free_port() -> int:
@@ -164,8 +171,10 @@ def run_online_bench(seconds: float, concurrency: int, work: Path, config: Path)
             raise RuntimeError("sluice serve exited before it was ready")
         url = json.loads(line)["url"]
         b = _load(url, body, key, seconds, concurrency, env)
+        sweep = _sweep(url, body, key, max(5.0, seconds / 3), env)
     finally:
         _stop(served)
+    under = [rps for _, rps, p99 in sweep if p99 <= P99_LIMIT_MS]
 
     return OnlineBench(
         seconds=seconds,
@@ -180,4 +189,19 @@ def run_online_bench(seconds: float, concurrency: int, work: Path, config: Path)
         ratio_p99=round(b["p99_ms"] / a["p99_ms"], 3) if a["p99_ms"] else float("nan"),
         bare_errors=int(a["errors"]),
         sluice_errors=int(b["errors"]),
+        sweep=tuple(sweep),
+        rps_at_p99_50ms=max(under) if under else None,
     )
+
+
+def _sweep(
+    url: str, body: Path, key: str, seconds: float, env: dict[str, str]
+) -> list[tuple[int, float, float]]:
+    """Rising load (:data:`SWEEP` connections) until p99 passes :data:`P99_LIMIT_MS`."""
+    out = []
+    for connections in SWEEP:
+        r = _load(url, body, key, seconds, connections, env)
+        out.append((connections, r["rps"], r["p99_ms"]))
+        if r["p99_ms"] > P99_LIMIT_MS:
+            break
+    return out

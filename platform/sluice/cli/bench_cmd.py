@@ -100,6 +100,15 @@ def online(
             ],
         )
     )
+    console.print(
+        table(
+            "Sluice on Ray Serve under rising load",
+            ["connections", "rps", "p99 ms"],
+            [[c, rps, p99] for c, rps, p99 in r.sweep],
+        )
+    )
+    knee = f"{r.rps_at_p99_50ms:,.0f} rps" if r.rps_at_p99_50ms is not None else "none"
+    console.print(f"highest load with p99 <= 50 ms: {knee}")
     emit_json(asdict(r))
 
 

@@ -1,8 +1,8 @@
 """Outcome events, arm KPIs, incidents, drift rows and the campaign report's figures.
 
-Events arrive from providers and web analytics (``POST /v1/events``, ``sluice events
-import``); KPIs, guardrail results and incidents are what the feedback loop derives
-from them; :class:`ReportData` is everything the HTML campaign report shows.
+Events arrive from providers and web analytics (the back office's ``POST /v1/events``,
+``sluice events import``); KPIs, guardrail results and incidents are what the feedback
+loop derives from them; :class:`ReportData` is everything the HTML campaign report shows.
 """
 
 from __future__ import annotations

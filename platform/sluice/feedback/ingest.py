@@ -1,9 +1,10 @@
-"""Taking outcome events in: validate each, resolve unsubscribe tokens, store once, and
-let the guardrails of the runs they touch look at the new evidence.
+"""Taking outcome events in: validate each, resolve unsubscribe tokens, store once, and,
+when the caller asks, let the guardrails of the runs they touch look at the new evidence.
 
 One bad event never drops the batch: it is rejected with its index, field and reason,
-and the rest are stored. Used by ``POST /v1/events``, the one-click unsubscribe route and
-``sluice events import``.
+and the rest are stored. Used by the back office's ``POST /v1/events`` and unsubscribe
+routes (which only store: the orchestrator evaluates guardrails), the Redis stream
+consumer and ``sluice events import`` (which evaluates them at once).
 """
 
 from __future__ import annotations

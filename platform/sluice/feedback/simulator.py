@@ -62,7 +62,8 @@ def simulate_run(
     model: FeedbackModel | None = None,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Outcome events (as ``POST /v1/events`` takes them) for every customer of the run."""
+    """Outcome events (as the back office's ``POST /v1/events`` takes them) for every
+    customer of the run."""
     m = model or FeedbackModel()
     run = Runs(engine).get(run_id)
     if run is None:
