@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from sluice.cli.app import HELP_PANELS, app
 
 PANELS: dict[str, tuple[str, ...]] = {
-    "Data and models": ("data", "features", "models", "train", "score"),
+    "Data and models": ("data", "features", "contracts", "models", "train", "score"),
     "Serving": ("serve", "keys", "llm"),
     "Campaigns and journeys": ("campaign", "journey", "review", "gates", "report", "kpis", "audit"),
     "Operations": ("orchestrator", "events", "incidents", "guardrails", "mailsink", "demo"),

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.contracts import PROPENSITY_V1
+from sluice.contracts.transactions import TRANSACTIONS_V1
 from sluice.data import SynthCalendar
 from sluice.data.population import US_PER_DAY, day_us
 from sluice.errors import InputError
@@ -115,12 +116,69 @@ def test_no_feature_sees_anything_at_or_after_the_cutoff(
     more = build_features(_history(past + future, future_ev, end_days=400), CUT).table
     for name in PROPENSITY_V1.names:
         assert base.column(name).equals(more.column(name)), name
+    log_base = build_features(_history(past, []), CUT, contract=TRANSACTIONS_V1).table
+    log_more = build_features(_history(past + future, []), CUT, contract=TRANSACTIONS_V1).table
+    for name in TRANSACTIONS_V1.names:
+        assert log_base.column(name).equals(log_more.column(name)), name
     with_past_ev = [(o, k, -t - 0.01) for o, k, t in future_ev]
     b2 = build_features(_history(past, with_past_ev, end_days=400), CUT).table
     m2 = build_features(_history(past + future, with_past_ev + future_ev, end_days=400), CUT).table
     assert b2.drop_columns(["label", "label_purchases", "label_revenue"]).equals(
         m2.drop_columns(["label", "label_purchases", "label_revenue"])
     )
+
+
+def _background(customers: int) -> list[tuple[int, float, float]]:
+    """Purchases drawn from a buy-till-you-die process (a Poisson rate per customer, a
+    chance to drop out after each purchase): the BG/NBD model can be fitted on them."""
+    rng = np.random.default_rng(5)
+    out = []
+    for c in range(customers):
+        rate, dropout = rng.gamma(0.8, 1 / 25.0), rng.beta(1.0, 3.0)
+        t = -500.0 + rng.uniform(0, 150)
+        while t < -0.5:
+            out.append((c, t, float(rng.integers(5, 80))))
+            if rng.random() < dropout:
+                break
+            t += rng.exponential(1 / rate)
+    return out
+
+
+def _many(tx: list[tuple[int, float, float]], customers: int) -> History:
+    return History(
+        customer_ids=pa.array([f"c{i}" for i in range(customers)]),
+        signup_us=np.full(customers, C - 600 * D, dtype=np.int64),
+        country=pa.nulls(customers, pa.string()),
+        tx_owner=np.array([o for o, _, _ in tx], dtype=np.int64),
+        tx_us=np.array([C + int(t * D) for _, t, _ in tx], dtype=np.int64),
+        tx_amount=np.array([a for _, _, a in tx], dtype=np.float64),
+        ev_owner=None,
+        ev_us=None,
+        ev_kind=None,
+        data_end_us=C + 400 * D,
+        quarantine=pa.table({"row": pa.array([], pa.int64())}),
+    )
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    past=st.lists(
+        st.tuples(st.integers(0, 39), st.floats(-600, -0.001), st.floats(-50, 500)), max_size=30
+    ),
+    future=st.lists(
+        st.tuples(st.integers(0, 39), st.floats(0, 300), st.floats(-50, 500)), min_size=1
+    ),
+)
+def test_no_log_feature_sees_anything_at_or_after_the_cutoff(past: list, future: list) -> None:
+    """The same on a log of 40 customers whose BG/NBD model can be fitted: its expected
+    purchases and probabilities, like every other log feature, ignore the future."""
+    history = _background(40) + past
+    base = build_features(_many(history, 40), CUT, contract=TRANSACTIONS_V1).table
+    more = build_features(_many(history + future, 40), CUT, contract=TRANSACTIONS_V1).table
+    assert base.column("btyd_p_alive").null_count < 40  # the model was fitted
+    for name in TRANSACTIONS_V1.names:
+        assert base.column(name).equals(more.column(name)), name
+    assert TRANSACTIONS_V1.validate_batch(base).n_quarantined == 0
 
 
 def test_synthetic_base_builds_valid_features(synth_dir: Path, calendar: SynthCalendar) -> None:

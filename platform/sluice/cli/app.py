@@ -13,6 +13,7 @@ from sluice.cli import (
     audit_cmd,
     bench_cmd,
     campaign_cmd,
+    contracts_cmd,
     data_cmd,
     features_cmd,
     feedback_cmd,
@@ -75,6 +76,7 @@ def _command(panel: str, name: str, function: Callable[..., Any]) -> None:
 
 _group(DATA, "data", data_cmd.app)
 _group(DATA, "features", features_cmd.app)
+_group(DATA, "contracts", contracts_cmd.app)
 _group(DATA, "models", models_cmd.app)
 _command(DATA, "train", train)
 _command(DATA, "score", score)

@@ -25,16 +25,24 @@ def build(
         ),
     ],
     out: Annotated[Path, typer.Option(help="Output Parquet file.")],
-    data: Annotated[Path | None, typer.Option(help="A `sluice data synth` directory.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A `sluice data synth` directory; features under propensity@1.0.0."),
+    ] = None,
     transactions: Annotated[
         Path | None,
-        typer.Option(help="A transaction log (CSV or Parquet: customer_id, timestamp, amount)."),
+        typer.Option(
+            help="A transaction log (CSV or Parquet: customer_id, timestamp, amount; optional "
+            "quantity, order_id, product or category); features under transactions@1.0.0."
+        ),
     ] = None,
     horizon_days: Annotated[
         int, typer.Option(min=1, help="Label window after the cutoff, in days.")
     ] = 90,
 ) -> None:
     """Build features as of CUTOFF, with labels from the HORIZON_DAYS after it."""
+    from sluice.contracts.propensity import PROPENSITY_V1
+    from sluice.contracts.transactions import TRANSACTIONS_V1
     from sluice.data.population import US_PER_DAY, day_us
     from sluice.features import build_features, load_synthetic, load_transaction_log
 
@@ -47,7 +55,7 @@ def build(
     else:
         assert transactions is not None
         history = load_transaction_log(transactions, day_us(cut))
-    built = build_features(history, cut, horizon_days)
+    built = build_features(history, cut, horizon_days, PROPENSITY_V1 if data else TRANSACTIONS_V1)
     out.parent.mkdir(parents=True, exist_ok=True)
     # Row groups of 64k rows let Ray Data read one file with several tasks in parallel.
     pq.write_table(built.table, out, row_group_size=65_536)
@@ -71,6 +79,7 @@ def build(
             "quarantined": rejected,
             "cutoff": cut.isoformat(),
             "horizon_days": horizon_days,
+            "contract": built.table.schema.metadata[b"sluice.feature_contract"].decode(),
             "seconds": round(time.perf_counter() - started, 2),
             "out": str(out),
         }
@@ -83,8 +92,11 @@ def materialize(
         Path, typer.Option(help="A feature table: a Parquet file or a directory of them.")
     ],
     contract: Annotated[
-        Path | None,
-        typer.Option(help="A feature contract (JSON); default: the propensity contract."),
+        str | None,
+        typer.Option(
+            help="A feature contract (YAML or JSON file, or a built-in name); default: the "
+            "propensity contract."
+        ),
     ] = None,
     batch_rows: Annotated[int, typer.Option(min=1, help="Rows read and written per batch.")] = (
         65_536
@@ -94,20 +106,13 @@ def materialize(
     timestamp, so decisions, journeys and sends look customers up by id."""
     from rich.progress import Progress
 
-    from sluice.contracts.feature_contract import FeatureContract
+    from sluice.contracts.contract_files import resolve_contract
     from sluice.contracts.propensity import PROPENSITY_V1
     from sluice.online import OnlineStore, OnlineStoreConfig
     from sluice.online import materialize as run
     from sluice.settings import get_settings
 
-    chosen = PROPENSITY_V1
-    if contract is not None:
-        if not contract.is_file():
-            raise InputError(f"--contract: {contract} does not exist", field="contract")
-        try:
-            chosen = FeatureContract.from_json(contract.read_bytes())
-        except ValueError as exc:
-            raise InputError(f"--contract: {contract}: {exc}", field="contract") from exc
+    chosen = PROPENSITY_V1 if contract is None else resolve_contract(contract)
     config = OnlineStoreConfig.from_settings(get_settings())
     store = OnlineStore(config, chosen)
     with Progress(console=console, transient=True) as bar:

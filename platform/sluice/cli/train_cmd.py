@@ -81,12 +81,22 @@ def train(
         int, typer.Option(min=2, max=20, help="Cross-validation folds that choose the trees.")
     ] = 5,
     alias: Annotated[str, typer.Option(help="Alias the new version gets.")] = "challenger",
+    contract: Annotated[
+        str | None,
+        typer.Option(
+            help="Feature contract to train on: a YAML or JSON file, or a built-in name "
+            "(`sluice contracts show`). Default: the built-in contract the table was built "
+            "under, else propensity."
+        ),
+    ] = None,
 ) -> None:
     """Fit LightGBM, log everything to MLflow, register a version and alias it."""
+    from sluice.contracts.contract_files import resolve_contract
     from sluice.registry import Registry
     from sluice.training import TrainConfig
     from sluice.training import train as fit
 
+    chosen = resolve_contract(contract) if contract is not None else None
     trained = fit(
         features,
         valid_features,
@@ -96,11 +106,13 @@ def train(
             seed=seed,
             cv_folds=cv_folds,
         ),
+        chosen,
     )
     info = Registry(get_settings()).register(trained, alias=alias)
     console.print(
         table(
-            f"Model {info.name} version {info.version} (alias {alias})",
+            f"Model {info.name} version {info.version} (alias {alias}, contract "
+            f"{trained.contract.key})",
             ["metric", "model", *(b.name for b in trained.baselines)],
             metric_rows(trained),
         )
@@ -130,6 +142,7 @@ def train(
             "version": info.version,
             "alias": alias,
             "run_id": info.run_id,
+            "contract": trained.contract.key,
             **{k: round(v, 6) for k, v in ev.scalars().items()},
             "baselines": {
                 b.name: {k: round(b.evaluation.scalars()[k], 6) for k in COMPARED}

@@ -19,6 +19,8 @@ import pyarrow as pa
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.contracts.propensity import PROPENSITY_V1
 from sluice.data.population import US_PER_DAY, day_us
+from sluice.errors import InputError
+from sluice.features.log_features import LOG_FEATURES, log_features
 from sluice.features.sources import KIND_CODES, History
 
 LABEL_COLUMNS = ("label", "label_purchases", "label_revenue")
@@ -126,7 +128,7 @@ def build_features(
 ) -> FeatureBuild:
     """Features of every customer known before ``cutoff``, plus labels when observable."""
     if horizon_days < 1:
-        raise ValueError("horizon_days: must be at least 1")
+        raise InputError("horizon_days: must be at least 1", field="horizon_days")
     cut = day_us(cutoff)
     n = len(history.customer_ids)
     values: dict[str, np.ndarray | pa.Array] = {
@@ -134,6 +136,15 @@ def build_features(
         **_engagement_features(history, cut, n),
         "country": history.country,
     }
+    if set(contract.names) & set(LOG_FEATURES):
+        values.update(log_features(history, cut, n, horizon_days))
+    unknown = [name for name in contract.names if name not in values]
+    if unknown:
+        raise InputError(
+            f"contract: {contract.key} names feature(s) {', '.join(unknown)} that "
+            "`features build` does not compute",
+            field=unknown[0],
+        )
     schema = contract.arrow_schema()
     columns: dict[str, pa.Array] = {contract.id_column: history.customer_ids}
     for spec in contract.features:

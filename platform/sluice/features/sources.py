@@ -25,6 +25,9 @@ from sluice.errors import InputError
 
 KIND_CODES: dict[str, int] = {k.value: i for i, k in enumerate(EngagementKind)}
 LOG_COLUMNS = ("customer_id", "timestamp", "amount")
+OPTIONAL_LOG_COLUMNS = ("quantity", "order_id", "product", "category")
+"""Read when present: units, the order a line belongs to, and what was bought (``product``
+is used where both it and ``category`` are given)."""
 LOG_QUARANTINE_SCHEMA = pa.schema(
     [("row", pa.int64()), ("reason", pa.string()), ("record", pa.string())]
 )
@@ -51,6 +54,13 @@ class History:
     """Exclusive end of the recorded history."""
     quarantine: pa.Table
     """Input rows that could not be read, with reasons (:data:`LOG_QUARANTINE_SCHEMA`)."""
+    tx_quantity: np.ndarray | None = None
+    """Units per transaction (a log's optional ``quantity``); None without the column."""
+    tx_order: np.ndarray | None = None
+    """Order per transaction as a code (-1: none), from an optional ``order_id``."""
+    tx_product: np.ndarray | None = None
+    """Product (or category) per transaction as a code (-1: none), from an optional
+    ``product`` or ``category`` column."""
 
 
 def _us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -128,7 +138,8 @@ def _read_log(path: Path) -> pa.Table:
     if path.suffix.lower() in {".parquet", ".pq"}:
         return pq.read_table(path)
     if path.suffix.lower() in {".csv", ".txt"}:
-        opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in LOG_COLUMNS})
+        columns = (*LOG_COLUMNS, *OPTIONAL_LOG_COLUMNS)
+        opts = pacsv.ConvertOptions(column_types={c: pa.string() for c in columns})
         return pacsv.read_csv(path, convert_options=opts)
     raise InputError(
         f"--transactions: {path.name} is neither CSV nor Parquet", field="transactions"
@@ -146,17 +157,24 @@ def load_transaction_log(path: Path, cutoff_us: int) -> History:
         raise InputError(
             f"--transactions: {path.name} lacks column(s) {', '.join(absent)}", field=absent[0]
         )
-    frame = table.select(list(LOG_COLUMNS)).to_pandas(types_mapper=None)
+    optional = [c for c in OPTIONAL_LOG_COLUMNS if c in table.column_names]
+    frame = table.select([*LOG_COLUMNS, *optional]).to_pandas(types_mapper=None)
     ids = frame["customer_id"].astype("string").str.strip()
-    when = pd.to_datetime(
-        frame["timestamp"].astype("string"), errors="coerce", utc=True, format="ISO8601"
-    )
+    when = _timestamps(frame["timestamp"])
     amount = pd.to_numeric(frame["amount"].astype("string"), errors="coerce")
     problems = {
         "customer_id: missing": ids.isna() | (ids == ""),
         "timestamp: not an ISO 8601 time": when.isna(),
         "amount: not a finite number": amount.isna() | ~np.isfinite(amount.fillna(0.0)),
     }
+    quantity = None
+    if "quantity" in frame:
+        text = frame["quantity"].astype("string").str.strip()
+        quantity = pd.to_numeric(text, errors="coerce")
+        given = text.notna() & (text != "")
+        problems["quantity: not a finite number"] = given & (
+            quantity.isna() | ~np.isfinite(quantity.fillna(0.0))
+        )
     bad = np.zeros(len(frame), dtype=bool)
     for mask in problems.values():
         bad |= np.asarray(mask, dtype=bool)
@@ -184,7 +202,29 @@ def load_transaction_log(path: Path, cutoff_us: int) -> History:
         ev_kind=None,
         data_end_us=int(ts_ok.max(initial=0)) + 1,
         quarantine=quarantine,
+        tx_quantity=(
+            None if quantity is None else quantity[good].to_numpy(dtype=np.float64)[found]
+        ),
+        tx_order=_codes(frame, "order_id", good, found),
+        tx_product=_codes(frame, "product" if "product" in frame else "category", good, found),
     )
+
+
+def _timestamps(column: pd.Series) -> pd.Series:
+    """Times as UTC; naive ones are taken as UTC, unreadable ones become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return pd.to_datetime(column, utc=True)
+    return pd.to_datetime(column.astype("string"), errors="coerce", utc=True, format="ISO8601")
+
+
+def _codes(frame: pd.DataFrame, name: str, good: pd.Index, found: np.ndarray) -> np.ndarray | None:
+    """An optional text column as integer codes per kept row (-1: empty), or None."""
+    if name not in frame:
+        return None
+    text = frame[name].astype("string").str.strip()[good]
+    codes, _ = pd.factorize(text.mask(text == ""), use_na_sentinel=True)
+    out: np.ndarray = np.asarray(codes, dtype=np.int64)[found]
+    return out
 
 
 def _log_quarantine(table: pa.Table, problems: dict[str, pd.Series], bad: np.ndarray) -> pa.Table:

@@ -16,12 +16,11 @@ import lightgbm as lgb
 import numpy as np
 
 from sluice.contracts.feature_contract import FeatureContract
-from sluice.contracts.propensity import PROPENSITY_V1
 from sluice.drift.reference import Reference, build_reference
 from sluice.errors import InputError
 from sluice.hashing import unit_hash
 from sluice.training.baselines import BaselineResult, fit_baselines
-from sluice.training.dataset import LabelledSet, read_labelled
+from sluice.training.dataset import LabelledSet, read_labelled, table_contract
 from sluice.training.metrics import Evaluation, evaluate
 from sluice.training.params import training_params
 
@@ -126,11 +125,14 @@ def train(
     features: Path,
     valid_features: Path | None = None,
     config: TrainConfig | None = None,
-    contract: FeatureContract = PROPENSITY_V1,
+    contract: FeatureContract | None = None,
 ) -> TrainedModel:
-    """Train on ``features``; validate on ``valid_features`` or on held-out customers."""
+    """Train on ``features`` under ``contract`` (default: the built-in contract the table
+    was built under, else ``propensity@1.0.0``); validate on ``valid_features`` or on
+    held-out customers. The contract is kept with the model."""
     cfg = config or TrainConfig()
     started = time.perf_counter()
+    contract = contract or table_contract(features)
     data = read_labelled(features, contract)
     quarantined = data.quarantined
     if valid_features is not None:
