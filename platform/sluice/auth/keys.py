@@ -47,6 +47,8 @@ class Scope(StrEnum):
     SCORE = "score"
     DECIDE = "decide"
     EVENTS = "events"
+    LLM = "llm"
+    """The LLM app's OpenAI API (chat completions, models) where it requires keys."""
     ADMIN = "admin"
     """Everything, including the review queue and other administrative endpoints."""
 

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from sluice.contracts.customer import Channel
 from sluice.contracts.decisions import OfferCatalog
 from sluice.contracts.feature_contract import FeatureContract
+from sluice.contracts.localefmt import DEFAULT_LOCALE
 from sluice.coordinator.keys import decision_id
 from sluice.decisioning.vectorized import decide_batch
 from sluice.generation.segments import lifecycle, tier
@@ -41,6 +42,8 @@ PROFILE_COLUMNS = (
     "consent_sms",
     "consent_push",
 )
+COUNTRY_RE = r"^[A-Z]{2}$"
+LOCALE_RE = r"^[a-z]{2}-[A-Z]{2}$"
 KEY_COLUMNS = ("tier", "lifecycle", "country", "offer_id", "channel", "locale", "variant")
 _PROFILES: dict[str, tuple[dict[str, int], pa.Table]] = {}
 
@@ -90,6 +93,12 @@ def _profiles(task: CandidateTask) -> tuple[dict[str, int], pa.Table]:
     return cached
 
 
+def _only(values: pa.Array, pattern: str) -> pa.Array:
+    """``values`` where they match ``pattern``, null elsewhere."""
+    ok = pc.fill_null(pc.match_substring_regex(values, pattern), False)
+    return pc.if_else(ok, values, pa.scalar(None, values.type))
+
+
 def _feature(checked_matrix: np.ndarray, contract: FeatureContract, name: str) -> np.ndarray:
     return np.asarray(checked_matrix[:, contract.names.index(name)], dtype=np.float64)
 
@@ -115,7 +124,9 @@ def prepare_candidates(batch: pa.Table, task: CandidateTask) -> pa.Table:
         col = prof.column(name).combine_chunks()
         return pc.if_else(missing, pa.scalar(None, col.type), col)
 
-    country = pcol("country")
+    # Profile text that keys copy must be what it claims to be, or nothing: a country
+    # that is not a code, a locale that is not one, never reaches a prompt key.
+    country = _only(pcol("country"), COUNTRY_RE)
     if "country" in task.contract.names and n:
         cats = task.contract.spec("country").categories
         codes = checked.matrix[:, task.contract.names.index("country")]
@@ -166,7 +177,7 @@ def prepare_candidates(batch: pa.Table, task: CandidateTask) -> pa.Table:
             "offer_url": pa.array([urls.get(o) if o else None for o in offer_ids], pa.string()),
             "country": country,
             "time_zone": pc.fill_null(pcol("time_zone"), "UTC"),
-            "locale": pc.fill_null(pcol("locale"), "en-US"),
+            "locale": pc.fill_null(_only(pcol("locale"), LOCALE_RE), DEFAULT_LOCALE),
             "email": pcol("email"),
             "phone": pcol("phone"),
             "first_name": pcol("first_name"),

@@ -2,27 +2,36 @@
 
 ``fixed`` campaigns use each offer's pre-approved copy (key: offer x channel);
 ``generate`` campaigns draft one copy per prompt key with the LLM (cached across runs,
-with the approved copy as fallback). Pass 2 of the run attaches the draft to every
-candidate and fills the declared slots from the recipient's profile.
+with the approved copy as fallback). Every LLM draft is judged by the spec's content gates
+before it is used (:func:`screen`): one that fails or needs review gives way to the
+approved copy, and the report says which gate and why. Pass 2 of the run attaches the
+draft to every candidate and fills the declared slots from the recipient's profile; the
+coordinator then judges every message by every gate.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
 
 import pyarrow as pa
 
 from sluice.channels.netguard import Guard
-from sluice.contracts.briefs import Lifecycle, PropensityTier, SegmentProfile
+from sluice.contracts.briefs import Brief, Lifecycle, PropensityTier, SegmentProfile
 from sluice.contracts.campaign import CampaignSpec
 from sluice.contracts.customer import Channel
 from sluice.contracts.decisions import OfferCatalog
 from sluice.contracts.drafts import DraftSource, MessageDraft
+from sluice.contracts.localefmt import DEFAULT_LOCALE
 from sluice.errors import ConfigError
+from sluice.gates.check import judge_drafts
 from sluice.generation.batch import GenerationConfig, GenerationReport, generate_drafts
 from sluice.generation.cache import DraftCache
 from sluice.generation.client import LLM_URL_FIELD
+from sluice.generation.copywriter import fallback_draft
+from sluice.generation.processor import ProcessorSettings
 from sluice.generation.segments import brief_for
 from sluice.generation.slots import personalise, row_slots
 
@@ -44,9 +53,13 @@ def copy_key(
     return f"{tier}-{lifecycle}-{country}|{offer_id}|{channel}|{locale}|{variant}"
 
 
-def fixed_draft(catalog: OfferCatalog, offer_id: str, channel: str) -> MessageDraft:
+def fixed_draft(
+    catalog: OfferCatalog, offer_id: str, channel: str, locale: str = DEFAULT_LOCALE
+) -> MessageDraft:
+    """The offer's approved copy for ``channel``, its fact slots written for ``locale``
+    (the default in ``fixed`` mode, whose copy keys hold no locale)."""
     offer = catalog.get(offer_id)
-    copy = offer.approved_copy(Channel(channel)) if offer else None
+    copy = offer.approved_copy(Channel(channel), locale) if offer else None
     if offer is None or copy is None:
         raise ConfigError(f"offers: {offer_id} has no approved copy for {channel}", field="offers")
     return MessageDraft(
@@ -59,17 +72,19 @@ def drafts_for(
     spec: CampaignSpec,
     catalog: OfferCatalog,
     cache: DraftCache,
+    batch_home: Path | None = None,
 ) -> tuple[dict[str, MessageDraft], GenerationReport | None]:
     """A draft per copy key among the candidates' ``keys`` (KEY_COLUMNS tuples, with how
     many candidates each has). With ``copy.max_prompts``, only the most frequent keys are
     generated (``cache`` keeps what was generated before); the others get the offer's
-    approved copy."""
+    approved copy. ``batch_home``: the caller is a batch job (a campaign run) with this
+    Sluice home, so ``copy.processor_config`` may generate through ``ray.data.llm``."""
     mode = spec.copy_.mode
     if mode == "fixed":
         return {copy_key(mode, *k): fixed_draft(catalog, k[3], k[4]) for k in keys}, None
     ranked = sorted(keys, key=lambda k: (-keys[k], k))
     budget = len(ranked) if spec.copy_.max_prompts is None else spec.copy_.max_prompts
-    fixed = {copy_key(mode, *k): fixed_draft(catalog, k[3], k[4]) for k in ranked[budget:]}
+    fixed = {copy_key(mode, *k): fixed_draft(catalog, k[3], k[4], k[5]) for k in ranked[budget:]}
     chosen = ranked[:budget]
     url = spec.copy_.base_url()
     if not url:
@@ -97,6 +112,9 @@ def drafts_for(
         max_in_flight=spec.copy_.max_in_flight,
         deadline_s=spec.copy_.deadline_s,
         egress=tuple(spec.copy_.allow_hosts),
+        api_key_env=spec.copy_.api_key_env,
+        processor=_processor(spec, batch_home),
+        processor_min_prompts=spec.copy_.processor_min_prompts,
     )
     if not briefs:
         return fixed, None
@@ -104,7 +122,43 @@ def drafts_for(
     # again on every connection the LLM client opens (``egress``).
     Guard(LLM_URL_FIELD, spec.copy_.allow_hosts).check_url(url)
     by_prompt, report = generate_drafts(list(briefs.values()), config, cache)
+    by_prompt = screen(by_prompt, {b.prompt_key: b for b in briefs.values()}, spec, catalog, report)
     return {**fixed, **{key: by_prompt[b.prompt_key] for key, b in briefs.items()}}, report
+
+
+def _processor(spec: CampaignSpec, home: Path | None) -> ProcessorSettings | None:
+    path = spec.copy_.processor_config
+    if path is None or home is None:
+        return None
+    return ProcessorSettings.from_serve_config(
+        path, home, model_id=spec.copy_.model_id, template=spec.copy_.template
+    )
+
+
+def screen(
+    drafts: Mapping[str, MessageDraft],
+    briefs: Mapping[str, Brief],
+    spec: CampaignSpec,
+    catalog: OfferCatalog,
+    report: GenerationReport,
+) -> dict[str, MessageDraft]:
+    """``drafts`` (by prompt key) with every LLM draft that a content gate of ``spec``
+    fails or sends to review replaced by the brief's approved copy; ``report`` counts the
+    LLM drafts judged, those that passed, and the others by ``gate:reason``."""
+    llm = [(key, d) for key, d in drafts.items() if d.source is DraftSource.GENERATED]
+    out = dict(drafts)
+    rejected: Counter[str] = Counter()
+    for (key, draft), verdict in zip(
+        llm, judge_drafts([d for _, d in llm], spec, catalog), strict=True
+    ):
+        if verdict.outcome == "pass":
+            continue
+        rejected[f"{verdict.gate}:{verdict.reason}"] += 1
+        out[key] = fallback_draft(briefs[key], draft.template_version, draft.prompt_hash)
+    report.llm_drafts = len(llm)
+    report.rejected = dict(rejected)
+    report.passed = len(llm) - sum(rejected.values())
+    return out
 
 
 def draft_id(draft: MessageDraft) -> str:
@@ -163,4 +217,4 @@ def attach_copy(batch: pa.Table, mode: str, drafts: dict[str, str]) -> pa.Table:
     return batch
 
 
-__all__ = ["attach_copy", "copy_key", "draft_id", "drafts_for", "fixed_draft"]
+__all__ = ["attach_copy", "copy_key", "draft_id", "drafts_for", "fixed_draft", "screen"]

@@ -204,7 +204,7 @@ def run_campaign(
 
     # Copy, once per key.
     cache = DraftCache(settings.home_dir / "cache" / "drafts.sqlite")
-    drafts, generation = drafts_for(staged.keys, spec, catalog, cache)
+    drafts, generation = drafts_for(staged.keys, spec, catalog, cache, settings.home_dir)
     drafts_json = {k: d.model_dump_json() for k, d in drafts.items()}
 
     # Pass 2: attach copy, stream to the coordinator.
@@ -245,7 +245,7 @@ def run_campaign(
         dry_run=dry,
         funnel=funnel,
         seconds=round(time.perf_counter() - started, 2),
-        generation=generation.__dict__ if generation else None,
+        generation=generation.figures() if generation else None,
         sample=str(work / "dry-run-sample.jsonl") if dry else None,
         extra={"batches": counts},
     )

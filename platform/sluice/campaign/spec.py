@@ -39,7 +39,12 @@ def _resolve(base: Path, spec: CampaignSpec, home: Path) -> CampaignSpec:
         for ch, c in spec.channels.items()
     }
     offers = spec.offers if spec.offers.startswith("builtin:") else str(rel(Path(spec.offers)))
-    return spec.model_copy(update={"audience": audience, "channels": channels, "offers": offers})
+    copy = spec.copy_
+    if copy.processor_config is not None:
+        copy = copy.model_copy(update={"processor_config": rel(copy.processor_config)})
+    return spec.model_copy(
+        update={"audience": audience, "channels": channels, "offers": offers, "copy_": copy}
+    )
 
 
 def read_spec(path: Path, model: type[M], kind: str) -> M:

@@ -183,7 +183,8 @@ def llm(
     recipients: Annotated[int, typer.Option(min=1_000, help="Campaign recipients.")] = 100_000,
     workdir: Annotated[Path | None, typer.Option(help="Scratch directory (replaced).")] = None,
 ) -> None:
-    """Serve LLM tokens/s at concurrency 1/8/32 vs bare vllm.LLM; campaign copy rate."""
+    """Serve LLM tokens/s at concurrency 1/8/32 and ray.data.llm vs bare vllm.LLM; campaign
+    copy rate; share of LLM drafts that pass every gate."""
     from sluice.bench.llm import CONCURRENCY, run_llm_bench
 
     r = run_llm_bench(config, tokens, prompt_keys, recipients, _workdir(workdir, "llm"))
@@ -202,6 +203,16 @@ def llm(
         f"campaign copy: {r.recipients:,} recipients, {r.prompt_keys} prompt keys: "
         f"generation {r.generation_s} s ({r.generated} generated, {r.fallback} fallback), "
         f"fan-out {r.fanout_s} s -> {r.copy_recipients_per_s:,} recipients with copy/s"
+    )
+    console.print(
+        f"(c) ray.data.llm processor, batches of 32: {r.data_llm_tok_s} tokens/s "
+        f"(engine start {r.data_llm_engine_start_s} s not counted), "
+        f"{r.data_llm_ratio} of bare vllm.LLM"
+    )
+    share = f"{r.pass_share:.0%}" if r.pass_share is not None else "n/a"
+    console.print(
+        f"LLM drafts that pass every gate: {r.passed} of {r.llm_drafts} ({share}); "
+        f"fell back: {r.fallback_reasons or 'none'}"
     )
     emit_json(asdict(r))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -99,17 +99,34 @@ def demo(
         rows += [["  report", figures["report"]]]
         generation = figures.get("generation")
         if generation:
-            rows += [
-                [
-                    "  LLM drafts / fallbacks",
-                    f"{generation.get('generated')} / {generation.get('fallback')}",
-                ]
-            ]
+            rows += llm_rows(generation, funnel)
     journey_figures = figures.get("journey")
     if journey_figures:
         rows += _journey_rows(journey_figures, figures)
     console.print(table("Sluice demo", ["", ""], rows))
     emit_json(figures)
+
+
+def llm_rows(generation: dict[str, Any], funnel: dict[str, Any]) -> list[list[str]]:
+    """The LLM's part of a campaign: prompts drafted, drafts that passed every content
+    gate, fallbacks and why, and messages delivered with generated copy."""
+    share = generation.get("pass_share")
+    rows = [
+        ["  LLM prompts", f"{generation['prompts']} ({generation['cached']} from the cache)"],
+        ["  LLM drafts generated", str(generation["generated"] + generation["cached"])],
+        [
+            "  LLM drafts that passed every gate",
+            f"{generation['passed']}" + (f" ({share:.0%})" if share is not None else ""),
+        ],
+    ]
+    why = {k: v for k, v in generation["reasons"].items() if k != "ok"}
+    why.update(generation["rejected"])
+    fallen = generation["fallback"] + sum(generation["rejected"].values())
+    rows += [["  fell back to approved copy", str(fallen)]]
+    rows += [[f"    {reason}", str(n)] for reason, n in sorted(why.items())]
+    sent = (funnel.get("copy") or {}).get("generated", {}).get("sent", 0)
+    rows += [["  delivered with LLM copy", f"{sent:,}"]]
+    return rows
 
 
 def _journey_rows(j: dict[str, object], figures: dict[str, object]) -> list[list[str]]:

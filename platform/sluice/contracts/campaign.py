@@ -114,7 +114,7 @@ ChannelSpec = Annotated[
 class CopySpec(Contract):
     mode: Literal["fixed", "generate"] = "fixed"
     """``fixed``: the offers' approved copy; ``generate``: the LLM, with that copy as fallback."""
-    template: str = "copy-v1"
+    template: str = "copy-v2"
     llm_url_env: str = "SLUICE_LLM_BASE_URL"
     """Environment variable with the LLM deployment's OpenAI base URL (generate mode)."""
     llm_url: str | None = None
@@ -122,6 +122,9 @@ class CopySpec(Contract):
     allow_hosts: tuple[str, ...] = ()
     """Hosts (names or IP literals) of the LLM URL allowed although not globally routable
     (a cluster-internal Serve service, a local deployment); others are refused."""
+    api_key_env: str = "SLUICE_LLM_API_KEY"
+    """Environment variable with the API key (``llm`` scope) for an LLM app that requires
+    one; read where copy is generated (a Ray worker), never carried in the spec."""
     model_id: str = "smollm2-135m-instruct"
     variants: tuple[Slug, ...] = Field(default=("a",), min_length=1)
     """Copy variants, assigned to recipients by hash (at least one)."""
@@ -129,6 +132,11 @@ class CopySpec(Contract):
     """LLM budget: generate only the most frequent prompt keys; the rest get approved copy."""
     max_in_flight: int = Field(default=4, ge=1, le=256)
     deadline_s: float = Field(default=60, gt=0)
+    processor_config: Path | None = None
+    """A Serve LLM config (``deployments/llm-gpu.yaml``...) whose model and engine run a
+    ``ray.data.llm`` processor in the campaign's batch job when it has at least
+    ``processor_min_prompts`` prompts to generate; None: the Serve app generates all."""
+    processor_min_prompts: int = Field(default=64, ge=1)
     voice: BrandVoice = BrandVoice()
 
     @model_validator(mode="after")

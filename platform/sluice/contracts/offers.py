@@ -10,6 +10,7 @@ from pydantic import Field, HttpUrl, ValidationInfo, field_validator, model_vali
 
 from sluice.contracts._base import Contract, CountryCode, CurrencyCode, Slug
 from sluice.contracts.customer import Channel
+from sluice.contracts.localefmt import DEFAULT_LOCALE, long_date, money, percent
 
 
 class FixedCopy(Contract):
@@ -27,11 +28,19 @@ class FixedCopy(Contract):
     """SMS or push text."""
 
 
-FACT_SLOTS: tuple[str, ...] = ("end_date", "price", "discount", "offer_url")
-"""Placeholders approved copy may hold for the offer's own facts, so that copy written once
-stays true whatever dates the offer is resolved to (``until {end_date}``)."""
+FACT_SLOTS: tuple[str, ...] = ("price", "was_price", "discount", "end_date", "offer_url")
+"""Placeholders copy may hold for the offer's own facts: approved copy, so that copy written
+once stays true whatever dates the offer is resolved to (``until {end_date}``), and
+generated copy, which may state a fact in no other way. Filled from :meth:`Offer.facts`,
+written for the recipient's locale (:mod:`sluice.contracts.localefmt`)."""
 _FACT = re.compile(r"\{(" + "|".join(FACT_SLOTS) + r")\}")
-_SYMBOL = {"USD": "$", "EUR": "€", "GBP": "£"}
+_NEEDS = {
+    "price": "price",
+    "was_price": "price and discount_pct",
+    "discount": "discount_pct",
+    "end_date": "valid_until",
+    "offer_url": "url",
+}
 
 RELATIVE_DAY = re.compile(r"^\s*\+\s*(\d{1,4})\s*d(?:ays?)?\s*$")
 """A day relative to the decision date: ``+0d`` is the decision date, ``+90d`` ninety days
@@ -95,27 +104,36 @@ class Offer(Contract):
     fallback_copy: dict[Channel, FixedCopy] = Field(default_factory=dict)
     """Pre-approved copy per channel, used when generation fails or as fixed copy."""
 
-    def facts(self) -> dict[str, str]:
-        """The value each fact slot takes for this offer (absent facts are left out)."""
+    @property
+    def was_price(self) -> float | None:
+        """The price before the discount, when the offer states both."""
+        if self.price is None or self.discount_pct is None or self.discount_pct >= 100:
+            return None
+        return round(self.price / (1 - self.discount_pct / 100), 2)
+
+    def facts(self, locale: str = DEFAULT_LOCALE) -> dict[str, str]:
+        """The value each fact slot takes for this offer, written for ``locale`` (absent
+        facts are left out: no ``price`` without a price, no ``was_price`` or ``discount``
+        without a discount)."""
         out = {
-            "end_date": f"{self.valid_until:%B} {self.valid_until.day}, {self.valid_until.year}",
+            "end_date": long_date(self.valid_until, locale),
             "offer_url": str(self.url),
         }
         if self.price is not None:
-            symbol = _SYMBOL.get(self.currency)
-            out["price"] = (
-                f"{symbol}{self.price:.2f}" if symbol else f"{self.price:.2f} {self.currency}"
-            )
+            out["price"] = money(self.price, self.currency, locale)
+        if self.was_price is not None:
+            out["was_price"] = money(self.was_price, self.currency, locale)
         if self.discount_pct is not None:
-            out["discount"] = f"{self.discount_pct:g}%"
+            out["discount"] = percent(self.discount_pct, locale)
         return out
 
-    def approved_copy(self, channel: Channel) -> FixedCopy | None:
-        """The pre-approved copy for ``channel`` with the offer's fact slots filled."""
+    def approved_copy(self, channel: Channel, locale: str = DEFAULT_LOCALE) -> FixedCopy | None:
+        """The pre-approved copy for ``channel`` with the offer's fact slots filled for
+        ``locale``."""
         copy = self.fallback_copy.get(channel)
         if copy is None:
             return None
-        facts = self.facts()
+        facts = self.facts(locale)
 
         def fill(text: str | None) -> str | None:
             if text is None:
@@ -140,6 +158,6 @@ class Offer(Contract):
                     if slot not in facts:
                         raise ValueError(
                             f"fallback_copy.{channel.value}.{name}: {{{slot}}} needs the "
-                            f"offer's {'price' if slot == 'price' else 'discount_pct'}"
+                            f"offer's {_NEEDS[slot]}"
                         )
         return self

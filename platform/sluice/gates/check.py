@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +113,41 @@ def _row(number: int, line: CopyLine) -> dict[str, Any]:
         **{f: getattr(filled, f) for f in COPY_FIELDS},
         "draft_json": draft.model_dump_json(),
     }
+
+
+def judge_drafts(
+    drafts: Sequence[MessageDraft],
+    spec: CampaignSpec,
+    catalog: OfferCatalog,
+    now: datetime | None = None,
+) -> list[LineVerdict]:
+    """Each draft judged by the spec's content gates as its recipients' messages will be,
+    with ``{first_name}`` filled as for a recipient without a name (the neutral word):
+    one verdict per draft, in order (``line`` is the position)."""
+    chain = GateChain(content_gates(spec, catalog))
+    ctx = GateContext("screen", spec.campaign_id, spec.brand, now or datetime.now(UTC), True)
+    rows = []
+    for i, draft in enumerate(drafts):
+        filled = personalise(draft, {"first_name": None})
+        rows.append(
+            {
+                "customer_id": f"draft-{i}",
+                "channel": draft.channel.value,
+                "offer_id": draft.offer_id,
+                "first_name": None,
+                **{f: getattr(filled, f) for f in COPY_FIELDS},
+                "draft_json": draft.model_dump_json(),
+            }
+        )
+    if not rows:
+        return []
+    result = chain.run(MessageBatch(pa.Table.from_pylist(rows)), ctx)
+    return [
+        LineVerdict(
+            i, OUTCOMES[int(result.outcome[i])].value, str(result.gate[i]), str(result.reason[i])
+        )
+        for i in range(len(rows))
+    ]
 
 
 def check_copy(

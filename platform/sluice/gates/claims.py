@@ -2,7 +2,7 @@
 
 Numbers are read the way people write them ("$119.99", "119,99 €", "EUR 134.25",
 "20 dollars", "20%", "20 percent"), dates as ISO, "December 31", "31 Dec 2026",
-"31.12.2026" or "12/31", after the Unicode disguises are undone
+"31.12.2026", "31-12-2026" or "12/31", after the Unicode disguises are undone
 (:func:`sluice.gates.unicode.canonical`: full-width ``７０％`` and ``＄５`` read as 70% and
 $5, invisible characters inside a number are dropped). A price may be the offer price, the
 price before the discount or the saving; a percentage must be the discount; a date must be
@@ -26,6 +26,7 @@ from sluice.gates.unicode import canonical, readings
 
 SYMBOLS = {
     "$": "USD",
+    "US$": "USD",
     "€": "EUR",
     "£": "GBP",
     "¥": "JPY",
@@ -39,7 +40,7 @@ SYMBOLS = {
     "YEN": "JPY",
 }
 _NUM = r"\d{1,3}(?:[,.\s]\d{3})*(?:[.,]\d{1,2})?|\d+(?:[.,]\d{1,2})?"
-_CUR = r"[$€£¥]|\b(?:USD|EUR|GBP|JPY|SEK|CHF|CAD|AUD)\b"
+_CUR = r"(?:\bUS)?[$€£¥]|\b(?:USD|EUR|GBP|JPY|SEK|CHF|CAD|AUD)\b"
 _WORD = r"\b(?:dollars?|bucks|euros?|pounds?|yen)\b"
 MONEY = re.compile(
     rf"(?P<c1>{_CUR})\s?(?P<n1>{_NUM})|(?P<n2>{_NUM})\s?(?P<c2>{_CUR}|{_WORD})", re.IGNORECASE
@@ -73,6 +74,7 @@ DAY_MONTH = re.compile(
 )
 SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{2,4})\b")
 DOT_DATE = re.compile(r"\b(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2}\b)")
+DASH_DATE = re.compile(r"\b(\d{1,2})-(\d{1,2})-(\d{4})\b")
 
 
 def number(text: str) -> float:
@@ -161,7 +163,7 @@ def _check(raw: str, facts: Facts) -> Finding:
         year += 2000 if year < 100 else 0
         if not (_date_ok(facts, a, b, year) or _date_ok(facts, b, a, year)):
             return "claim_date", f"{m.group(0)} is not a date of this offer"
-    for m in DOT_DATE.finditer(text):
+    for m in (*DOT_DATE.finditer(text), *DASH_DATE.finditer(text)):
         d, mo, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
         year += 2000 if year < 100 else 0
         if not _date_ok(facts, mo, d, year):

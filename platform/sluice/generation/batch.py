@@ -12,6 +12,7 @@ deployment costs seconds, not a deadline per prompt.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from sluice.contracts.drafts import DraftSource, MessageDraft
 from sluice.generation.cache import DraftCache
 from sluice.generation.client import OpenAIChatClient
 from sluice.generation.copywriter import Copywriter, DraftResult, fallback_draft
+from sluice.generation.processor import ProcessorSettings, generate_with_processor
 from sluice.generation.templates import DEFAULT_TEMPLATE
 
 BREAKER_REASONS = frozenset({"timeout", "llm_unavailable"})
@@ -45,18 +47,56 @@ class GenerationConfig:
     egress: tuple[str, ...] | None = None
     """For a URL from a campaign spec: connect through the egress guard, these hosts
     allowed although not globally routable (``copy.allow_hosts``); None: as the URL says."""
+    processor: ProcessorSettings | None = None
+    """Generate through ``ray.data.llm`` with this engine when at least
+    ``processor_min_prompts`` prompts miss the cache (:mod:`sluice.generation.processor`)."""
+    processor_min_prompts: int = 64
+    api_key_env: str | None = None
+    """Environment variable holding the LLM app's API key, read by the generating worker
+    (an app that requires keys refuses requests without one); None or unset: no key."""
+
+    def client(self) -> OpenAIChatClient:
+        """The OpenAI client these settings describe, with the key from this process's
+        environment."""
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return OpenAIChatClient(
+            self.base_url, self.model_id, api_key=key or "not-needed", egress=self.egress
+        )
 
 
 @dataclass
 class GenerationReport:
     prompts: int = 0
+    """Distinct prompt keys asked for."""
     cached: int = 0
+    """Of those, answered from the draft cache (LLM drafts of earlier runs)."""
     generated: int = 0
+    """Generated now: the LLM's answer was valid."""
     fallback: int = 0
+    """No valid answer now: approved copy stands in (why: ``reasons``)."""
     reasons: dict[str, int] = field(default_factory=dict)
+    """Why each prompt generated now ended as it did (``ok``, ``invalid_output``...)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+    engine: str = "serve"
+    """What generated: the Serve app (``serve``) or a ``ray.data.llm`` processor."""
+    llm_drafts: int = 0
+    """LLM drafts judged by the content gates before use (generated plus cached)."""
+    passed: int = 0
+    """Of those, drafts that passed every content gate and are used."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Drafts a content gate failed or sent to review (``gate:reason``); approved copy
+    stands in for them."""
+
+    @property
+    def pass_share(self) -> float | None:
+        """The share of LLM drafts that passed every content gate."""
+        return round(self.passed / self.llm_drafts, 4) if self.llm_drafts else None
+
+    def figures(self) -> dict[str, object]:
+        """The report as JSON-ready figures, ``pass_share`` included."""
+        return {**self.__dict__, "pass_share": self.pass_share}
 
 
 class GenerateDrafts:
@@ -65,7 +105,7 @@ class GenerateDrafts:
     def __init__(self, config: GenerationConfig) -> None:
         self.config = config
         self.copywriter = Copywriter(
-            OpenAIChatClient(config.base_url, config.model_id, egress=config.egress),
+            config.client(),
             config.template,
             config.max_attempts,
             config.deadline_s,
@@ -137,7 +177,14 @@ def generate_drafts(
     missing = [b for pk, b in unique.items() if pk not in drafts]
     reasons: Counter[str] = Counter()
     fresh: list[MessageDraft] = []
-    if missing:
+    if missing and config.processor and len(missing) >= config.processor_min_prompts:
+        for result in generate_with_processor(missing, config.processor):
+            drafts[result.prompt_key] = result.draft
+            reasons[result.reason] += 1
+            fresh.append(result.draft)
+        cache.put_many(fresh)
+        report.engine = "ray.data.llm"
+    elif missing:
         ensure_ray()
         ds = ray.data.from_items(
             [{"brief": b.model_dump_json()} for b in missing], override_num_blocks=1

@@ -22,7 +22,8 @@ LLM_URL_FIELD = "copy.llm_url"
 
 
 class LLMUnavailableError(Exception):
-    """The deployment cannot be reached or refuses work (connection, 5xx, not found)."""
+    """The deployment cannot be reached or refuses work (connection, 5xx, not found, an
+    API key it does not accept)."""
 
 
 class GenerationTimeoutError(Exception):
@@ -110,8 +111,12 @@ class OpenAIChatClient:
         except (openai.APIConnectionError, openai.InternalServerError, openai.NotFoundError) as exc:
             raise LLMUnavailableError(str(exc)) from exc
         except openai.APIStatusError as exc:
-            if exc.status_code >= 500 or exc.status_code == 503:
+            if exc.status_code >= 500:
                 raise LLMUnavailableError(str(exc)) from exc
+            if exc.status_code in (401, 403):  # no key, or not one with the llm scope
+                raise LLMUnavailableError(
+                    f"the LLM app refused the API key ({exc.status_code})"
+                ) from exc
             raise
         choice = response.choices[0]
         usage = response.usage

@@ -42,6 +42,13 @@ class LLMAppArgs(Contract):
     """Environment of the engine's processes (VLLM_CPU_KVCACHE_SPACE...)."""
     sluice_home: str | None = None
     """Where ``builtin:`` sources are prepared; default: the builder's SLUICE_HOME."""
+    require_api_key: bool = False
+    """Every route asks for ``Authorization: Bearer <key>`` with the ``llm`` scope, from
+    the decision service's key store (:mod:`sluice.generation.llm_auth`); on for
+    Kubernetes, off for a local deployment on loopback."""
+    api_keys_file: str | None = None
+    """The keys file when ``require_api_key``; default: the builder's (SLUICE_API_KEYS_FILE,
+    else SLUICE_HOME/api-keys.json)."""
 
 
 def resolve_source(source: str, home: Path) -> str:
@@ -67,6 +74,14 @@ def _home(args: LLMAppArgs) -> Path:
     )
 
 
+def _keys_file(args: LLMAppArgs) -> Path:
+    """The builder's keys file: SLUICE_API_KEYS_FILE, else the app's Sluice home's."""
+    settings = get_settings()
+    if settings.api_keys_file or not args.sluice_home:
+        return settings.keys_file
+    return _home(args) / "api-keys.json"
+
+
 def llm_config(args: LLMAppArgs) -> Any:
     """The ``ray.serve.llm.LLMConfig`` these arguments describe."""
     from ray.serve.llm import LLMConfig
@@ -87,15 +102,29 @@ def llm_config(args: LLMAppArgs) -> Any:
     return LLMConfig(**kwargs)
 
 
+def openai_builder(args: LLMAppArgs) -> dict[str, Any]:
+    """The ``build_openai_app`` arguments for ``args``: one model, and the keyed ingress
+    when ``require_api_key``."""
+    builder: dict[str, Any] = {"llm_configs": [llm_config(args)]}
+    if args.require_api_key:
+        from sluice.generation.llm_auth import KeyedOpenAiIngress
+
+        keys_file = args.api_keys_file or str(_keys_file(args))
+        builder["ingress_cls_config"] = {
+            "ingress_cls": KeyedOpenAiIngress,
+            "ingress_extra_kwargs": {"api_keys_file": keys_file},
+        }
+    if args.ingress_deployment_config:
+        builder["ingress_deployment_config"] = args.ingress_deployment_config
+    return builder
+
+
 def build_llm_app(args: LLMAppArgs) -> Application:
-    """``build_openai_app`` over one vLLM model."""
+    """``build_openai_app`` over one vLLM model (behind API keys if asked)."""
     from ray.serve.llm import build_openai_app
 
     given: object = args
     if not isinstance(given, LLMAppArgs):
         args = LLMAppArgs.model_validate(given)
-    builder: dict[str, Any] = {"llm_configs": [llm_config(args)]}
-    if args.ingress_deployment_config:
-        builder["ingress_deployment_config"] = args.ingress_deployment_config
-    app: Application = build_openai_app(builder)
+    app: Application = build_openai_app(openai_builder(args))
     return app

@@ -1,5 +1,9 @@
 """Filling declared slots (``{first_name}``, ``{entry.cart_value}``) after generation,
-with escaping.
+with escaping, and the offer's fact slots (``{price}``...) once a draft is generated.
+
+Fact slots (:data:`sluice.contracts.offers.FACT_SLOTS`) are filled per draft by
+:func:`fill_facts`, with the offer's own values written for the draft's locale: the only
+way a price, percentage, date or link enters generated copy.
 
 Only declared slots are filled: those in :data:`sluice.contracts.briefs.SLOTS`, and in
 a journey's messages ``{entry.<property>}``, a property of the event that entered the
@@ -20,11 +24,13 @@ from typing import Any
 
 from sluice.contracts.briefs import SLOTS
 from sluice.contracts.drafts import MessageDraft
+from sluice.contracts.offers import FACT_SLOTS
 
 ENTRY_PREFIX = "entry."
 _SLOT = re.compile(
     r"\{(" + "|".join(map(re.escape, SLOTS)) + r"|entry\.[A-Za-z_][A-Za-z0-9_]{0,63})\}"
 )
+_FACT = re.compile(r"\{(" + "|".join(FACT_SLOTS) + r")\}")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f{}<>]")
 NEUTRAL = {"first_name": "there"}
 MAX_VALUE = 50
@@ -39,6 +45,14 @@ def fill(text: str | None, values: Mapping[str, str | None]) -> str | None:
     if text is None:
         return None
     return _SLOT.sub(lambda m: _value(m, values), text)
+
+
+def fill_facts(text: Any, facts: Mapping[str, str]) -> Any:
+    """``text`` with every fact slot the offer has a value for filled (a slot without a
+    value stays as written, for the template-integrity gate); anything but text as it is."""
+    if not isinstance(text, str):
+        return text
+    return _FACT.sub(lambda m: facts.get(m.group(1), m.group(0)), text)
 
 
 def _value(m: re.Match[str], values: Mapping[str, str | None]) -> str:

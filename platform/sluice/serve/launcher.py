@@ -26,6 +26,8 @@ from sluice.serve.readiness import Probe, all_of, http_ok, llm_answers, wait_unt
 
 FAST_PATH_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
 DEFAULT_CONFIG = Path("deployments/decision.yaml")
+LLM_KEY_ENV = "SLUICE_LLM_API_KEY"
+"""The key (scope ``llm``) clients of an LLM app that requires keys send."""
 
 
 @dataclass(frozen=True)
@@ -171,12 +173,16 @@ def serve_llm_app(
     progress: Callable[[str], None] | None = None,
 ) -> Served:
     """The LLM app, ready when every deployment runs and a chat completion for the served
-    model id has answered (its ``/v1/models`` answers before the engine has loaded)."""
+    model id has answered (its ``/v1/models`` answers before the engine has loaded); an
+    app with ``require_api_key`` is asked with ``SLUICE_LLM_API_KEY``."""
 
     def probe_for(url: str, config: Any) -> Probe:
         app = config.applications[0]
-        model_id = str((app.args or {}).get("model_id", ""))
-        return llm_answers(app.name, f"{url}/v1", model_id)
+        args = app.args or {}
+        # An app that requires keys is asked with the key clients use (read here, where
+        # it is sent; never from the config).
+        key = os.environ.get(LLM_KEY_ENV) if args.get("require_api_key") else None
+        return llm_answers(app.name, f"{url}/v1", str(args.get("model_id", "")), api_key=key)
 
     return serve_app(config_path, port, host, fast, timeout_s, probe_for, num_cpus, progress)
 

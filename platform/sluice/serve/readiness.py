@@ -63,8 +63,16 @@ def app_status(app: str) -> tuple[bool, str]:
     return running, detail
 
 
-def llm_answers(app: str, base_url: str, model_id: str, timeout_s: float = 120.0) -> Probe:
-    """Ready when the app is running and a chat completion for ``model_id`` answers."""
+def llm_answers(
+    app: str,
+    base_url: str,
+    model_id: str,
+    timeout_s: float = 120.0,
+    api_key: str | None = None,
+) -> Probe:
+    """Ready when the app is running and a chat completion for ``model_id`` answers
+    (sent with ``api_key`` when the app requires one)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     body = {
         "model": model_id,
         "messages": [{"role": "user", "content": "Say OK."}],
@@ -76,7 +84,9 @@ def llm_answers(app: str, base_url: str, model_id: str, timeout_s: float = 120.0
         if not running:
             return False, detail
         try:
-            r = httpx.post(f"{base_url}/chat/completions", json=body, timeout=timeout_s)
+            r = httpx.post(
+                f"{base_url}/chat/completions", json=body, headers=headers, timeout=timeout_s
+            )
         except httpx.HTTPError as exc:
             return False, f"{detail}; chat completion: {str(exc) or type(exc).__name__}"
         if r.status_code != 200 or not r.json().get("choices"):

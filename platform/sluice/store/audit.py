@@ -185,6 +185,7 @@ class AuditStore:
                     .group_by(deliveries.c.state)
                 ).all()
             )
+            by_copy = self._by_copy(conn, run_id)
             by_arm: dict[str, int] = dict(
                 conn.execute(
                     select(audit.c.arm, func.count())
@@ -209,4 +210,33 @@ class AuditStore:
             "pending": int(states.get("reserved", 0)),
             "would_send": int(outcomes.get("would_send", 0)),
             "arms": {str(k): int(v) for k, v in by_arm.items()},
+            "copy": by_copy,
         }
+
+    @staticmethod
+    def _by_copy(conn: Connection, run_id: str) -> dict[str, dict[str, int]]:
+        """Per copy source (``generated``, ``fallback``, ``fixed``) of the drafted
+        candidates: how many each audit outcome took, and ``sent``, how many of their
+        messages were delivered."""
+        out: dict[str, dict[str, int]] = {}
+        for source, outcome, n in conn.execute(
+            select(audit.c.copy_source, audit.c.outcome, func.count())
+            .where(and_(audit.c.run_id == run_id, audit.c.draft_id.is_not(None)))
+            .group_by(audit.c.copy_source, audit.c.outcome)
+        ):
+            out.setdefault(str(source), {})[str(outcome)] = int(n)
+        joined = deliveries.join(
+            audit,
+            and_(
+                deliveries.c.run_id == audit.c.run_id,
+                deliveries.c.customer_id == audit.c.customer_id,
+            ),
+        )
+        for source, n in conn.execute(
+            select(audit.c.copy_source, func.count())
+            .select_from(joined)
+            .where(and_(deliveries.c.run_id == run_id, deliveries.c.state == "sent"))
+            .group_by(audit.c.copy_source)
+        ):
+            out.setdefault(str(source), {})["sent"] = int(n)
+        return out
