@@ -44,6 +44,7 @@ EXTERNAL_SECRETS: dict[str, dict[str, set[str]]] = {
             "smtp-user",
             "smtp-password",
             "webhook-secret",
+            "llm-api-key",
         },
         "sluice-api-keys": {"api-keys.json"},
         "sluice-redis": {"password", "url"},

@@ -160,12 +160,18 @@ def test_serve_config_equals_the_deployments_files(env: str) -> None:
         source = yaml.safe_load((REPO / "deployments" / file_name).read_text())
         [expected] = [a for a in source["applications"] if a["name"] == app_name]
         app = apps[app_name]
-        if env == "prod" and app_name == "llm":
-            # deployments/llm-gpu.yaml pins no GPU type; the overlay may, for its node
-            # group (which must then advertise it: test_rayservice_shape).
-            pinned = app["args"].get("accelerator_type")
-            app = {**app, "args": {k: v for k, v in app["args"].items() if k != "accelerator_type"}}
-            assert pinned in (None, "L4"), pinned
+        if app_name == "llm":
+            # On Kubernetes the LLM app asks every caller for a key (scope llm), on top of
+            # its NetworkPolicy; the local configs leave keys off (loopback only).
+            assert app["args"].get("require_api_key") is True, env
+            overlay_only = {"require_api_key"}
+            if env == "prod":
+                # deployments/llm-gpu.yaml pins no GPU type; the overlay may, for its node
+                # group (which must then advertise it: test_rayservice_shape).
+                assert app["args"].get("accelerator_type") in (None, "L4")
+                overlay_only.add("accelerator_type")
+            kept = {k: v for k, v in app["args"].items() if k not in overlay_only}
+            app = {**app, "args": kept}
         for field in compared:
             assert app.get(field) == expected.get(field), (
                 f"{env}: application {app_name!r} field {field!r} differs from "

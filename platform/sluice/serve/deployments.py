@@ -72,8 +72,10 @@ class DecisionTuning(Contract):
 
     model_poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """How often every served alias is re-resolved in the registry (hot swaps)."""
-    max_batch_size: int = Field(default=16, ge=1, le=1024)
-    """Concurrent requests of one replica coalesced into one predict (1: none)."""
+    max_batch_size: int = Field(default=1, ge=1, le=1024)
+    """Concurrent requests of one replica coalesced into one engine call (1: none; one-row
+    requests gain nothing from it, measured with ``sluice bench online``; many-row or
+    by-id requests may)."""
     batch_wait_timeout_s: float = Field(default=0.0, ge=0, le=1)
     """How long a batch waits to fill (0: it takes the requests already waiting)."""
 
