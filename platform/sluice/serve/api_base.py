@@ -18,13 +18,15 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from opentelemetry.trace import Tracer
 from pydantic import Field
 
 from sluice.auth.keys import KeyRecord, KeyStore, Scope
 from sluice.contracts._base import Contract
 from sluice.errors import SluiceError
 from sluice.serve.events_routes import redact
-from sluice.serve.metrics import ServiceMetrics
+from sluice.serve.metrics import NoMetrics, ServiceMetrics
+from sluice.serve.tracing import TraceContext, provider
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
 
@@ -60,6 +62,42 @@ def error_response(
 
 def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
+
+
+def new_api(title: str, description: str | None, docs: bool) -> FastAPI:
+    """A FastAPI app answering errors as :class:`ErrorBody`; ``docs`` serves ``/docs``
+    and ``/redoc`` (``/openapi.json`` is always served)."""
+    api = FastAPI(
+        title=title,
+        version="1",
+        description=description or "",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+    )
+    install_error_handlers(api)
+    return api
+
+
+def wrap_requests(
+    api: FastAPI,
+    service: str,
+    routes: frozenset[str],
+    metrics: ServiceMetrics | None,
+    request_id: Callable[[], str | None],
+    echo_request_id: bool,
+    tracer: Tracer | None,
+) -> None:
+    """Request ids and metrics (:class:`RequestIds`, outermost), then a server span per
+    request in ``service``'s trace provider unless ``tracer`` is given
+    (:class:`~sluice.serve.tracing.TraceContext`)."""
+    api.add_middleware(TraceContext, tracer=tracer or provider(service).get_tracer(service))
+    api.add_middleware(
+        RequestIds,
+        metrics=metrics or NoMetrics(),
+        fallback=request_id,
+        echo=echo_request_id,
+        routes=routes,
+    )
 
 
 def install_error_handlers(api: FastAPI) -> None:
@@ -188,5 +226,7 @@ __all__ = [
     "RequestIds",
     "error_response",
     "install_error_handlers",
+    "new_api",
     "request_id_of",
+    "wrap_requests",
 ]

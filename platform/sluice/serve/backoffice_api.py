@@ -31,12 +31,11 @@ from sluice.contracts._base import Contract
 from sluice.contracts.api import Health
 from sluice.contracts.feedback import Incident
 from sluice.errors import UnavailableError
-from sluice.serve.api_base import ERRORS, ErrorBody, KeyChecks, RequestIds, install_error_handlers
+from sluice.serve.api_base import ERRORS, ErrorBody, KeyChecks, new_api, wrap_requests
 from sluice.serve.events_routes import add_event_routes, redact_logs
 from sluice.serve.journey_routes import add_journey_routes
-from sluice.serve.metrics import NoMetrics, ServiceMetrics
+from sluice.serve.metrics import ServiceMetrics
 from sluice.serve.review_routes import add_review_routes
-from sluice.serve.tracing import TraceContext, provider
 from sluice.settings import SluiceSettings
 
 ROUTES = frozenset({"/v1/events", "/v1/admin/reviews", "/v1/admin/incidents", "/healthz"})
@@ -92,14 +91,7 @@ def create_backoffice_api(
     """The back office's FastAPI app; ``settings`` (built by the caller, the app's edge)
     say where the database and the unsubscribe key are and which clock is business time."""
     redact_logs()
-    api = FastAPI(
-        title="Sluice back office",
-        version="1",
-        description=__doc__,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-    )
-    install_error_handlers(api)
+    api = new_api("Sluice back office", __doc__, docs)
     checks = KeyChecks(keys)
     admin_key = checks.require(Scope.ADMIN)
     events_key = checks.require(Scope.EVENTS)
@@ -127,15 +119,7 @@ def create_backoffice_api(
             raise UnavailableError(f"the database does not answer: {why}")
         return Health(status="ready")
 
-    tracer = tracer or provider("sluice-backoffice").get_tracer(__name__)
-    api.add_middleware(TraceContext, tracer=tracer)
-    api.add_middleware(
-        RequestIds,
-        metrics=metrics or NoMetrics(),
-        fallback=request_id,
-        echo=echo_request_id,
-        routes=ROUTES,
-    )
+    wrap_requests(api, "sluice-backoffice", ROUTES, metrics, request_id, echo_request_id, tracer)
     return api
 
 

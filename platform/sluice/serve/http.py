@@ -38,10 +38,9 @@ from sluice.contracts.api import (
 from sluice.contracts.decisions import Decision, DecisionContext
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import InputError, UnavailableError
-from sluice.serve.api_base import ERRORS, ErrorBody, KeyChecks, RequestIds, install_error_handlers
+from sluice.serve.api_base import ERRORS, ErrorBody, KeyChecks, new_api, wrap_requests
 from sluice.serve.engine import ScoreJob, ScoreOutcome
 from sluice.serve.metrics import NoMetrics, ServiceMetrics
-from sluice.serve.tracing import TraceContext, provider
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
 ROUTES = frozenset({"/v1/score", "/v1/decide", "/v1/models", "/healthz", "/readyz"})
@@ -81,14 +80,7 @@ def create_api(
     # with ``body: Any`` and get their real annotation before FastAPI reads them.
     score_body = score_request_model(contract)
     decide_body = decide_request_model(contract)
-    api = FastAPI(
-        title="Sluice decision service",
-        version="1",
-        description=__doc__,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-    )
-    install_error_handlers(api)
+    api = new_api("Sluice decision service", __doc__, docs)
     checks = KeyChecks(keys)
     ScoreKey = Annotated[KeyRecord, Depends(checks.dependency(Scope.SCORE))]
     DecideKey = Annotated[KeyRecord, Depends(checks.dependency(Scope.DECIDE))]
@@ -201,11 +193,7 @@ def create_api(
             raise UnavailableError("the default model is not loaded yet", field="model")
         return Health(status="ready")
 
-    tracer = tracer or provider("sluice-decision").get_tracer(__name__)
-    api.add_middleware(TraceContext, tracer=tracer)
-    api.add_middleware(
-        RequestIds, metrics=metrics, fallback=request_id, echo=echo_request_id, routes=ROUTES
-    )
+    wrap_requests(api, "sluice-decision", ROUTES, metrics, request_id, echo_request_id, tracer)
     return api
 
 
