@@ -51,6 +51,9 @@ def ray_cluster(session_home: Path, metrics_port: int) -> Iterator[None]:
         **fast_path_env(),
         # The fast path buffers replica logs 1,000 records at a time; tests read them at once.
         "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
+        # An ingress replica that stops waits this long for external load balancers to
+        # let it go (30 s by default, per app deleted); the session's own HAProxy does at once.
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
         "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
         # The workers' environment, as a pod's spec gives it: the session's home for what

@@ -119,7 +119,8 @@ def test_review_approve_reject_and_expiry(
     decide, _ = store.create("it-decide", (Scope.DECIDE,))
 
     app = create_backoffice_api(store, settings)
-    client = TestClient(app, raise_server_exceptions=False)
+    # As Serve mounts it: under the back office's route prefix (the ASGI root path).
+    client = TestClient(app, raise_server_exceptions=False, root_path="/backoffice")
     target = items[1].review_id
     url = f"/v1/admin/reviews/{target}/reject"
     body = {"by": "carol", "reason": "tone is off for this segment"}
@@ -152,7 +153,8 @@ def test_review_approve_reject_and_expiry(
     )
     assert accepted.status_code == 202, accepted.text
     status_url = accepted.headers["Location"]
-    assert status_url == accepted.json()["status_url"] == f"/v1/admin/reviews/{queued}"
+    assert status_url == accepted.json()["status_url"]
+    assert status_url == f"/backoffice/v1/admin/reviews/{queued}"
     assert accepted.json()["review"]["status"] == "approved"
     assert accepted.json()["review"]["result"] is None
     assert len(emails_of(sink, "it-review-1")) == 1
