@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from sluice.serve.metrics import RayMetrics, model_version_gauge
 from sluice.settings import SluiceSettings
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
+
+GAUGE_REFRESH_S = 5.0  # well inside Ray's gauge TTL (two metrics export intervals)
 
 
 @dataclass(frozen=True)
@@ -139,10 +142,15 @@ class Decisions:
                 )
 
     async def _poll(self) -> None:
+        # Ray ages out a gauge series that is not set again within about two export
+        # intervals, so the served versions are published on every tick, changed or not.
+        due = time.monotonic() + self.tuning.model_poll_interval_s
         while True:
-            await asyncio.sleep(self.tuning.model_poll_interval_s)
-            if await asyncio.to_thread(self.engine.refresh):
-                self._publish()
+            await asyncio.sleep(min(self.tuning.model_poll_interval_s, GAUGE_REFRESH_S))
+            if time.monotonic() >= due:
+                await asyncio.to_thread(self.engine.refresh)
+                due = time.monotonic() + self.tuning.model_poll_interval_s
+            self._publish()
 
     def check_health(self) -> None:
         if self._poller.done():
