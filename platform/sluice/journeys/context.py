@@ -122,11 +122,14 @@ class Scorer:
     file, or the online store a ``feature_store.yaml`` describes."""
 
     def __init__(self, features: Path, model: Any, clock: Clock = SYSTEM_CLOCK) -> None:
-        from sluice.scoring.predictor import BoosterPredictor
+        import tempfile
+
+        from sluice.scoring.predictor import prepare_predictor
 
         self.model = model
         self.clock = clock
-        self.predictor = BoosterPredictor(model.model_text, threads=1)
+        # Any flavour: LightGBM's booster, or the model's own predict for the others.
+        self.predictor = prepare_predictor(model, "booster", Path(tempfile.gettempdir())).build()
         self.names: tuple[str, ...] = tuple(model.contract.names)
         self.online: OnlineFeatures | None = None
         if is_online_store(features):

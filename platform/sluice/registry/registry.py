@@ -140,7 +140,11 @@ class Registry:
                 local.rename(cache)
             shutil.rmtree(staging, ignore_errors=True)
         return LoadedModel.from_directory(
-            cache, name=info.name, version=info.version, run_id=info.run_id
+            cache,
+            name=info.name,
+            version=info.version,
+            run_id=info.run_id,
+            num_gpus=float(info.tags.get("resources.num_gpus", 0) or 0),
         )
 
     def versions(self, name: str | None = None) -> list[VersionInfo]:

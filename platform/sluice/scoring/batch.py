@@ -7,12 +7,14 @@ datasink writes them to separate files, so nothing is read twice and nothing is 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 
+from sluice.contracts.arrow_validation import QUARANTINE_SCHEMA
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.scoring.predictor import PredictorSpec
 
@@ -48,19 +50,47 @@ def _constant(value: str, n: int) -> pa.Array:
     ).cast(pa.string())
 
 
+def _quarantine_scores(
+    ids: pa.Array,
+    quarantine: pa.Table,
+    scores: np.ndarray,
+    wrong: np.ndarray,
+    matrix: np.ndarray,
+    task: ScoringTask,
+) -> tuple[pa.Array, pa.Table, np.ndarray]:
+    """Move the rows whose score is not a probability to the quarantine."""
+    names = task.contract.names
+    bad = np.flatnonzero(wrong)
+    rows = pa.table(
+        {
+            "customer_id": ids.take(pa.array(bad)).cast(pa.string()),
+            "reason": [
+                f"score: model {task.model_name}/{task.model_version} returned "
+                f"{float(scores[i])!r}, not a probability in [0, 1]"
+                for i in bad
+            ],
+            "record": [json.dumps(dict(zip(names, matrix[i].tolist(), strict=True))) for i in bad],
+        }
+    )
+    keep = pa.array(np.flatnonzero(~wrong))
+    merged = pa.concat_tables([quarantine, rows.cast(QUARANTINE_SCHEMA)])
+    return ids.take(keep), merged, scores[~wrong]
+
+
 def score_batch(batch: pa.Table, task: ScoringTask) -> pa.Table:
     """Scores for the valid rows of ``batch`` and quarantine rows for the rest."""
     checked = task.contract.validate_batch(batch)
     scores = task.predictor.build().predict(checked.matrix) if checked.n_valid else np.empty(0)
-    n_ok, n_bad = checked.n_valid, checked.n_quarantined
+    ids, q = checked.ids, checked.quarantine
+    wrong = ~np.isfinite(scores) | (scores < 0) | (scores > 1)
+    if wrong.any():  # a model of another flavour may return anything: never pass it on
+        ids, q, scores = _quarantine_scores(ids, q, scores, wrong, checked.matrix, task)
+    n_ok, n_bad = len(ids), q.num_rows
     n = n_ok + n_bad
     now = pa.scalar(datetime.now(UTC), TS)
-    q = checked.quarantine
     return pa.table(
         {
-            "customer_id": pa.concat_arrays(
-                [checked.ids, q.column("customer_id").combine_chunks()]
-            ),
+            "customer_id": pa.concat_arrays([ids, q.column("customer_id").combine_chunks()]),
             "score": pa.concat_arrays(
                 [pa.array(scores, pa.float64()), pa.nulls(n_bad, pa.float64())]
             ),
@@ -76,3 +106,15 @@ def score_batch(batch: pa.Table, task: ScoringTask) -> pa.Table:
         },
         schema=ROW_SCHEMA,
     )
+
+
+class ScoreActor:
+    """:func:`score_batch` in an actor that loads the model once (Ray Data's actor pools
+    score the flavours that are heavy to load or want a GPU)."""
+
+    def __init__(self, task: ScoringTask) -> None:
+        self.task = task
+        task.predictor.build()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return score_batch(batch, self.task)

@@ -3,7 +3,9 @@
 The model is resolved once (an alias becomes a concrete version recorded on every
 row), its predictor prepared once on the driver, and the read, validate+score and
 write steps fuse into one streaming stage: blocks flow from Parquet through the model
-into the sink without the audience ever being held in memory as a whole.
+into the sink without the audience ever being held in memory as a whole. PyTorch and
+pyfunc models score in an actor pool instead (each actor loads the model once), with the
+GPUs per actor the version was registered with.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sluice.errors import ConflictError
+from sluice.errors import ConflictError, InputError
+from sluice.registry.flavors import POOLED
 from sluice.registry.loaded import LoadedModel
 from sluice.registry.registry import Registry
-from sluice.scoring.batch import ScoringTask, score_batch
+from sluice.scoring.batch import ScoreActor, ScoringTask, score_batch
 from sluice.scoring.predictor import PredictorMode, PredictorSpec, prepare_predictor
 
 
@@ -103,6 +106,23 @@ def _warm_workers() -> None:
         warm.remote()
 
 
+def _pool_size(spec: PredictorSpec) -> int:
+    """Actors for a pooled flavour: one per CPU, or as many as the GPUs allow."""
+    import ray
+
+    resources = ray.cluster_resources()
+    if spec.num_gpus:
+        gpus = float(resources.get("GPU", 0))
+        if gpus < spec.num_gpus:
+            raise InputError(
+                f"model: this version asks for {spec.num_gpus:g} GPU(s) per scoring actor; "
+                f"the cluster has {gpus:g}",
+                field="model",
+            )
+        return max(1, int(gpus // spec.num_gpus))
+    return max(1, int(resources.get("CPU", 1)))
+
+
 def run_scoring(
     request: ScoreRequest, registry: Registry, model: LoadedModel | None = None
 ) -> ScoreReport:
@@ -131,13 +151,25 @@ def run_scoring(
     # One block per fragment: Ray Data would otherwise split blocks to reach its default
     # parallelism, which stops read, score and write from fusing into one task.
     ds = ray.data.read_datasource(source, override_num_blocks=max(len(listing.fragments), 1))
-    scored = ds.map_batches(
-        score_batch,
-        fn_kwargs={"task": task},
-        batch_format="pyarrow",
-        batch_size=None,
-        zero_copy_batch=True,
-    )
+    if loaded.flavor in POOLED:
+        scored = ds.map_batches(
+            ScoreActor,
+            fn_constructor_kwargs={"task": task},
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=_pool_size(spec)),
+            num_cpus=1,
+            num_gpus=spec.num_gpus or None,
+            batch_format="pyarrow",
+            batch_size=None,
+            zero_copy_batch=True,
+        )
+    else:
+        scored = ds.map_batches(
+            score_batch,
+            fn_kwargs={"task": task},
+            batch_format="pyarrow",
+            batch_size=None,
+            zero_copy_batch=True,
+        )
     sink = ScoreSink(request.out)
     scored.write_datasink(sink)
     report = sink.report

@@ -1,4 +1,4 @@
-"""Prediction backends for a LightGBM model.
+"""Prediction backends: LightGBM's (booster or compiled), and every other flavour's own.
 
 ``booster`` is LightGBM's own ``Booster.predict``. ``compiled`` turns the same trees
 into C (:mod:`sluice.scoring.compiled`) and loads the shared library: about 1.5x faster
@@ -6,6 +6,10 @@ per core here, with bit-identical output (the integration suite checks that ever
 score equals ``Booster.predict``). Compiled libraries are cached under
 ``SLUICE_HOME/cache/compiled`` by model digest; ``auto`` compiles when a C compiler is
 present and falls back to ``booster`` otherwise.
+
+Models of other flavours (XGBoost, scikit-learn, PyTorch, pyfunc) are scored by their
+flavour's own ``predict`` (:mod:`sluice.scoring.flavor_predictors`); their spec carries
+the model directory as an archive.
 
 A :class:`PredictorSpec` is the picklable recipe shipped to Ray workers; each worker
 process builds the predictor once and keeps it (:func:`PredictorSpec.build`).
@@ -22,8 +26,10 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from sluice.errors import InputError
 from sluice.registry.loaded import LoadedModel
 from sluice.scoring.compiled import RECIPE, CompiledModel, build_library
+from sluice.scoring.flavor_predictors import build_native, pack, unpack
 
 log = logging.getLogger(__name__)
 PredictorMode = Literal["auto", "compiled", "booster"]
@@ -55,11 +61,17 @@ class BoosterPredictor:
 class PredictorSpec:
     """How to build the predictor of one model version in any process."""
 
-    kind: Literal["compiled", "booster"]
+    kind: Literal["compiled", "booster", "native"]
     digest: str
     model_text: str = field(repr=False)
     library: bytes | None = field(default=None, repr=False)
     threads: int = 1
+    flavor: str = "lightgbm"
+    archive: bytes | None = field(default=None, repr=False)
+    """The model directory (``native`` only), see :func:`flavor_predictors.pack`."""
+    names: tuple[str, ...] = ()
+    """The contract's feature names, in column order (``native`` only)."""
+    num_gpus: float = 0.0
 
     def build(self) -> Predictor:
         """This process's predictor for the spec (built on first use, then reused)."""
@@ -73,6 +85,9 @@ class PredictorSpec:
             if not path.exists():
                 path.write_bytes(self.library)
             predictor = CompiledModel(path)
+        elif self.kind == "native" and self.archive is not None:
+            directory = unpack(self.archive, self.digest)
+            predictor = build_native(self.flavor, directory, self.names, self.threads)
         else:
             predictor = BoosterPredictor(self.model_text, self.threads)
         _BUILT[key] = predictor
@@ -92,7 +107,27 @@ def compile_library(model: LoadedModel, cache_dir: Path) -> Path:
 def prepare_predictor(
     model: LoadedModel, mode: PredictorMode, cache_dir: Path, threads: int = 1
 ) -> PredictorSpec:
-    """A spec for ``mode``; ``auto`` tries to compile and falls back to the booster."""
+    """A spec for ``mode``; ``auto`` tries to compile and falls back to the booster.
+    Models of other flavours always get their flavour's own predictor."""
+    if model.flavor != "lightgbm":
+        if mode == "compiled":
+            raise InputError(
+                f"predictor: only LightGBM models compile; {model.label} is {model.flavor}",
+                field="predictor",
+            )
+        if model.directory is None:
+            raise InputError(f"model: {model.label} has no model directory", field="model")
+        return PredictorSpec(
+            "native",
+            model.digest,
+            "",
+            None,
+            threads,
+            flavor=model.flavor,
+            archive=pack(Path(model.directory)),
+            names=model.contract.names,
+            num_gpus=model.num_gpus,
+        )
     if mode in ("compiled", "auto"):
         try:
             library = compile_library(model, cache_dir)

@@ -16,9 +16,13 @@ from pydantic import Field, model_validator
 from ray.serve import Application
 
 from sluice.contracts._base import Contract
+from sluice.contracts.contract_files import resolve_contract
+from sluice.contracts.feature_contract import FeatureContract
+from sluice.contracts.propensity import PROPENSITY_V1
 from sluice.decisioning.catalog import CatalogSource
-from sluice.errors import ConfigError
+from sluice.errors import ConfigError, ModelNotFoundError
 from sluice.online.config import OnlineStoreConfig
+from sluice.registry.registry import Registry
 from sluice.registry.uri import ModelURI
 from sluice.serve.deployments import (
     BackOffice,
@@ -63,6 +67,11 @@ class DecisionAppArgs(StoreArgs):
     model_poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """How often replicas re-resolve aliases (hot swaps); the deployment's
     ``user_config`` may change it live (see DecisionTuning)."""
+    contract: str | None = None
+    """The feature contract requests are validated against (and ``/openapi.json``
+    describes): a built-in contract (``propensity@1.0.0``) or a contract file; default:
+    the stored contract of the first model's current version (the built-in propensity
+    contract while that model has no version)."""
     online_store: str | None = None
     """Online feature store for decisions by id (``sqlite:///PATH`` or
     ``redis://HOST:PORT/DB``, no password); default: each replica's
@@ -111,6 +120,16 @@ def _stores(args: StoreArgs, settings: SluiceSettings) -> Stores:
     )
 
 
+def served_contract(args: DecisionAppArgs, stores: Stores) -> FeatureContract:
+    """The contract the app validates requests against (see ``DecisionAppArgs.contract``)."""
+    if args.contract is not None:
+        return resolve_contract(args.contract)
+    try:
+        return Registry(stores.settings()).load(args.models[0]).contract
+    except ModelNotFoundError:
+        return PROPENSITY_V1
+
+
 def build_app(args: DecisionAppArgs) -> Application:
     """One ``Decisions`` deployment: the API, scoring and the offer rules in-process."""
     given: object = args
@@ -119,7 +138,11 @@ def build_app(args: DecisionAppArgs) -> Application:
     settings = _settings(args)
     stores = _stores(args, settings)
     options = DecisionOptions(
-        tuple(args.models), args.predictor, CatalogSource.read(args.offers), settings.api_docs
+        tuple(args.models),
+        args.predictor,
+        CatalogSource.read(args.offers),
+        served_contract(args, stores),
+        settings.api_docs,
     )
     tuning = DecisionTuning(model_poll_interval_s=args.model_poll_interval_s).model_dump()
     # @serve.deployment turns the class into a Deployment; mypy sees only the class.

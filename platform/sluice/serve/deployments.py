@@ -23,7 +23,7 @@ from ray import serve
 from sluice.auth.keys import KeyStore
 from sluice.contracts._base import Contract
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
-from sluice.contracts.propensity import PROPENSITY_V1
+from sluice.contracts.feature_contract import FeatureContract
 from sluice.decisioning.catalog import CatalogSource
 from sluice.online.config import OnlineStoreConfig
 from sluice.online.lookup import OnlineFeatures
@@ -62,12 +62,12 @@ class Stores:
             clock_offset=self.clock.offset,
         )
 
-    def online_features(self) -> OnlineFeatures:
+    def online_features(self, contract: FeatureContract) -> OnlineFeatures:
         """The served contract's features by id, in the store these stores name (its
         password, if any, from this replica's own environment)."""
         settings = self.settings()
         url = self.online_store_url or settings.online_store_url
-        return OnlineFeatures(OnlineStoreConfig.from_url(url, settings.home_dir), PROPENSITY_V1)
+        return OnlineFeatures(OnlineStoreConfig.from_url(url, settings.home_dir), contract)
 
 
 class DecisionTuning(Contract):
@@ -98,6 +98,9 @@ class DecisionOptions:
     models: tuple[str, ...]
     predictor: str
     catalog: CatalogSource
+    contract: FeatureContract
+    """What requests are validated against; every served version must have been trained
+    on it (a version on another contract is refused, and ``/v1/models`` says why)."""
     api_docs: bool = False
     """Serve /docs and /redoc (see ``create_api``)."""
 
@@ -105,19 +108,20 @@ class DecisionOptions:
 @serve.deployment(name="Decisions", max_ongoing_requests=128)
 @serve.ingress()
 class Decisions:
-    """The decision service in one deployment: the HTTP API, LightGBM scoring of every
-    served alias (compiled trees, hot swaps when an alias moves) and the offer rules, in
-    the replica that answers the request; scaled by replicas."""
+    """The decision service in one deployment: the HTTP API, scoring with every served
+    alias (compiled trees for LightGBM, the flavour's own predict for the others; hot
+    swaps when an alias moves) and the offer rules, in the replica that answers the
+    request; scaled by replicas."""
 
     async def __init__(  # type: ignore[misc]
         self, options: DecisionOptions, stores: Stores, tuning: dict[str, Any] | None = None
     ) -> None:
         self.engine = ScoringEngine(
             options.models,
-            PROPENSITY_V1,
+            options.contract,
             Registry(stores.settings()),
             options.predictor,  # type: ignore[arg-type]
-            features=stores.online_features(),
+            features=stores.online_features(options.contract),
             clock=stores.clock,
         )
         self.tuning = DecisionTuning.model_validate(tuning or {})
@@ -125,6 +129,7 @@ class Decisions:
         self.backend.batch(self.tuning.max_batch_size, self.tuning.batch_wait_timeout_s)
         self.keys = KeyStore(Path(stores.api_keys_file))
         self.api_docs = options.api_docs
+        self.contract = options.contract
         self._gauge: Any = model_version_gauge()
         await asyncio.to_thread(self.engine.refresh)
         self._publish()
@@ -160,7 +165,7 @@ class Decisions:
         return create_api(
             self.backend,
             self.keys,
-            PROPENSITY_V1,
+            self.contract,
             RayMetrics(),
             request_id=_request_id,
             docs=self.api_docs,

@@ -18,7 +18,13 @@ import numpy as np
 from sluice.contracts.api import ServedModel
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feature_contract import FeatureContract
-from sluice.errors import ConflictError, ModelUnavailableError, NotFoundError, SluiceError
+from sluice.errors import (
+    ConflictError,
+    InputError,
+    ModelUnavailableError,
+    NotFoundError,
+    SluiceError,
+)
 from sluice.online.lookup import OnlineFeatures
 from sluice.registry.registry import Registry
 from sluice.registry.uri import ModelURI
@@ -43,6 +49,15 @@ class Slot:
     uri: ModelURI
     active: ActiveModel | None = None
     error: str | None = "not loaded yet"
+
+
+def _not_a_probability(model: ActiveModel, scores: np.ndarray, wrong: np.ndarray) -> SluiceError:
+    first = int(wrong[0])
+    return InputError(
+        f"rows[{first}]: model {model.name}/{model.version} returned {float(scores[first])!r} "
+        f"for this row, not a probability in [0, 1] ({len(wrong)} row(s) of the request)",
+        field=f"rows[{first}]",
+    )
 
 
 class ScoringEngine:
@@ -146,15 +161,20 @@ class ScoringEngine:
                 job = jobs[i]
                 assert job.matrix is not None
                 n = len(job.matrix)
+                part = scores[start : start + n]
+                start += n
+                wrong = np.flatnonzero(~np.isfinite(part) | (part < 0) | (part > 1))
+                if len(wrong):  # another flavour may return anything: never pass it on
+                    outcomes[i] = ScoreOutcome(error=_not_a_probability(model, part, wrong))
+                    continue
                 outcomes[i] = ScoreOutcome(
-                    scores[start : start + n],
+                    part,
                     model.name,
                     model.version,
                     features_at=job.features_at,
                     stale=job.stale,
                     rows=job.rows,
                 )
-                start += n
         return [
             o if o is not None else ScoreOutcome(error=SluiceError("not scored")) for o in outcomes
         ]

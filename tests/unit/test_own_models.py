@@ -1,0 +1,186 @@
+"""Models trained elsewhere, one per flavour, on a contract that is not built in: checked
+and registered, scored with their flavour's own predict, served through the same API."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from tests.byo_models import (
+    CONTRACT,
+    CONTRACT_YAML,
+    FLAVOURS,
+    churn_table,
+    save_model,
+    write_table,
+)
+from tests.unit.test_cli import last_json, sluice
+
+from sluice.approval.register import register_model
+from sluice.auth import KeyStore, Scope
+from sluice.contracts.contract_files import parse_contract
+from sluice.decisioning.catalog import CatalogSource
+from sluice.errors import InputError
+from sluice.registry import Registry
+from sluice.scoring.batch import ScoringTask, score_batch
+from sluice.scoring.predictor import prepare_predictor
+from sluice.serve.backends import LocalBackend
+from sluice.serve.engine import ScoringEngine
+from sluice.serve.http import create_api
+from sluice.settings import SluiceSettings
+
+
+@pytest.mark.parametrize("flavor", FLAVOURS)
+def test_each_flavour_registers_and_scores_as_its_own_predict(
+    flavor: str, fresh_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    own = save_model(flavor, tmp_path / "model")
+    registry = Registry(fresh_settings)
+    done = register_model(registry, str(tmp_path / "model"), CONTRACT, name=f"churn-{flavor}")
+    assert done.flavor == flavor
+    assert done.info.aliases == ("challenger",)
+    assert done.info.tags["feature_contract"] == "churn-lite@1.0.0"
+
+    loaded = registry.load(f"churn-{flavor}@challenger")
+    assert (loaded.flavor, loaded.contract) == (flavor, CONTRACT)
+    table = churn_table(500, seed=7)
+    checked = CONTRACT.validate_batch(table)
+    predictor = prepare_predictor(loaded, "auto", fresh_settings.home_dir / "cache").build()
+    np.testing.assert_allclose(predictor.predict(checked.matrix), own(checked.matrix), rtol=1e-6)
+
+
+def test_batch_quarantines_rows_a_model_cannot_score(
+    fresh_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    """The network returns NaN for a missing recency: those rows are quarantined with the
+    reason, the others scored; none is lost."""
+    own = save_model("pytorch", tmp_path / "model")
+    registry = Registry(fresh_settings)
+    register_model(registry, str(tmp_path / "model"), CONTRACT, name="churn-torch")
+    loaded = registry.load("churn-torch@challenger")
+    spec = prepare_predictor(loaded, "auto", fresh_settings.home_dir / "cache")
+    assert spec.kind == "native"
+    table = churn_table(400, seed=3)
+    out = score_batch(table, ScoringTask(loaded.name, loaded.version, CONTRACT, spec))
+    assert out.num_rows == 400
+    missing = set(
+        table.filter(table.column("days_since_last").is_null()).column("customer_id").to_pylist()
+    )
+    assert missing
+    quarantined = out.filter(out.column("reason").is_valid())
+    assert set(quarantined.column("customer_id").to_pylist()) == missing
+    assert all(
+        r.startswith("score: model churn-torch/1 returned nan")
+        for r in quarantined.column("reason").to_pylist()
+    )
+    scored = out.filter(out.column("reason").is_null())
+    assert all(0 <= s <= 1 for s in scored.column("score").to_pylist())
+    ok = table.filter(table.column("days_since_last").is_valid())
+    np.testing.assert_allclose(
+        scored.column("score").to_numpy(), own(CONTRACT.validate_batch(ok).matrix), rtol=1e-6
+    )
+
+
+def test_a_model_the_contract_does_not_fit_is_refused(
+    fresh_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    save_model("sklearn", tmp_path / "model")
+    registry = Registry(fresh_settings)
+    fewer = parse_contract(
+        {
+            **CONTRACT.model_dump(mode="json"),
+            "features": [f.model_dump(mode="json") for f in CONTRACT.features[:3]],
+        }
+    )
+    with pytest.raises(InputError) as caught:
+        register_model(registry, str(tmp_path / "model"), fewer, name="churn")
+    assert caught.value.field == "contract" and "lacks plan" in caught.value.message
+    with pytest.raises(InputError) as nothing:
+        register_model(registry, str(tmp_path / "absent"), CONTRACT, name="churn")
+    assert nothing.value.field == "model-uri"
+
+
+def test_a_model_that_does_not_return_probabilities_is_refused(
+    fresh_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    import mlflow.sklearn
+    from sklearn.linear_model import LinearRegression
+
+    table = churn_table(300, seed=2).drop_null()
+    checked = CONTRACT.validate_batch(table)
+    y = table.column("orders_90d").to_numpy() * 100.0
+    mlflow.sklearn.save_model(LinearRegression().fit(checked.matrix, y), str(tmp_path / "m"))
+    with pytest.raises(InputError) as caught:
+        register_model(Registry(fresh_settings), str(tmp_path / "m"), CONTRACT, name="churn")
+    assert caught.value.field == "model-uri" and "probabilities in [0, 1]" in caught.value.message
+
+
+def test_served_through_the_same_api_with_the_models_contract(
+    fresh_settings: SluiceSettings, tmp_path: Path
+) -> None:
+    own = save_model("xgboost", tmp_path / "model")
+    registry = Registry(fresh_settings)
+    info = register_model(registry, str(tmp_path / "model"), CONTRACT, name="churn").info
+    registry.promote(info.version, name="churn", by="tests", floors={}, ceilings={})
+    engine = ScoringEngine(["churn@champion"], CONTRACT, registry)
+    assert engine.refresh() == [f"champion: None -> {info.version}"]
+    store = KeyStore(fresh_settings.home_dir / "keys.json")
+    key = store.create("byo", (Scope.SCORE,))[0]
+    client = TestClient(create_api(LocalBackend(engine, CatalogSource.read()), store, CONTRACT))
+    headers = {"Authorization": f"Bearer {key}"}
+    rows = churn_table(20, seed=9).drop_columns(["label"]).to_pylist()
+    r = client.post("/v1/score", json={"rows": rows}, headers=headers)
+    assert r.status_code == 200, r.text
+    expected = own(CONTRACT.encode_rows(rows))
+    np.testing.assert_allclose([s["score"] for s in r.json()["scores"]], expected, rtol=1e-6)
+    assert r.json()["model_name"] == "churn"
+
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert any("plan" in s.get("properties", {}) for s in schema.values())
+    broken = [{**rows[0], "plan": "gold"}, {k: v for k, v in rows[1].items() if k != "spend_90d"}]
+    bad = client.post("/v1/score", json={"rows": broken}, headers=headers)
+    assert bad.status_code == 422
+    fields = {f["field"] for f in bad.json()["errors"]}
+    assert any("plan" in f for f in fields) and any("spend_90d" in f for f in fields), fields
+
+
+def test_register_from_the_command_line(fresh_settings: SluiceSettings, tmp_path: Path) -> None:
+    save_model("sklearn", tmp_path / "model")
+    contract_file = tmp_path / "churn.yaml"
+    contract_file.write_text(CONTRACT_YAML)
+    validation = write_table(churn_table(600, seed=5), tmp_path / "valid.parquet")
+    done = sluice(
+        "models",
+        "register",
+        "--model-uri",
+        str(tmp_path / "model"),
+        "--contract",
+        str(contract_file),
+        "--name",
+        "churn",
+        "--validation",
+        str(validation),
+        home=fresh_settings.home_dir,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = last_json(done.stdout)
+    assert figures["flavor"] == "sklearn" and figures["aliases"] == ["challenger"]
+    assert 0.6 < figures["metrics"]["roc_auc"] <= 1
+    assert not math.isnan(figures["metrics"]["log_loss"])
+    version = Registry(fresh_settings).resolve("churn@challenger")
+    assert version.metrics["roc_auc"] == pytest.approx(figures["metrics"]["roc_auc"], abs=1e-6)
+    assert Registry(fresh_settings).load("churn@challenger").reference is not None
+
+    wrong = sluice(
+        "models",
+        "register",
+        "--model-uri",
+        str(tmp_path / "model"),
+        "--contract",
+        "propensity",
+        home=fresh_settings.home_dir,
+    )
+    assert wrong.returncode != 0 and "contract" in wrong.stderr
