@@ -184,3 +184,33 @@ def test_register_from_the_command_line(fresh_settings: SluiceSettings, tmp_path
         home=fresh_settings.home_dir,
     )
     assert wrong.returncode != 0 and "contract" in wrong.stderr
+
+
+def test_the_same_way_to_champion_and_back(fresh_settings: SluiceSettings, tmp_path: Path) -> None:
+    """Approval on a held-out window in a person's name, then rollback, as for Sluice's own."""
+    from sluice.approval import approve
+    from sluice.errors import PromotionRefusedError
+    from sluice.registry.rollback import rollback
+
+    registry = Registry(fresh_settings)
+    for flavor in ("sklearn", "xgboost"):
+        save_model(flavor, tmp_path / flavor)
+        register_model(registry, str(tmp_path / flavor), CONTRACT, name="churn")
+    window = write_table(churn_table(800, seed=13), tmp_path / "window.parquet")
+    with pytest.raises(PromotionRefusedError) as refused:
+        approve(
+            "1", "Dana", window=window, name="churn", floors={"roc_auc": 0.99}, registry=registry
+        )
+    assert "roc_auc" in refused.value.message
+    first = approve(
+        "1", "Dana", window=window, name="churn", floors={"roc_auc": 0.6}, registry=registry
+    )
+    assert first.metrics["roc_auc"] > 0.6 and first.previous is None
+    second = approve(
+        "2", "Dana", window=window, name="churn", floors={"roc_auc": 0.6}, registry=registry
+    )
+    assert second.previous == "1"
+    assert registry.load("churn@champion").flavor == "xgboost"
+    back = rollback("Dana", name="churn", reason="tests", registry=registry)
+    assert back is not None and (back.from_version, back.to_version) == ("2", "1")
+    assert registry.load("churn@champion").flavor == "sklearn"

@@ -8,7 +8,8 @@ process time (adding interpreter start, imports and shutdown) is reported beside
 It also runs the job on 1M and 4M rows while sampling the memory of the whole process
 tree (driver, Ray daemons, workers). Setup (a synthetic base, a trained and promoted
 model, its compiled library) is not timed; compiling is a once-per-model-version step,
-reported separately.
+reported separately. Then a PyTorch model brought from outside is scored by the job in
+an actor pool against its own bare predict (:mod:`sluice.bench.batch_torch`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sluice.bench.batch_torch import TorchBatchBench, run_torch_bench
 from sluice.bench.procmem import run_measured
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ class BatchBench:
     predictor: str
     trees: int
     compile_s: float
+    pytorch: TorchBatchBench
+    """A PyTorch model in an actor pool against its bare predict (same rows)."""
 
 
 def scratch_settings(home: Path) -> SluiceSettings:
@@ -152,7 +156,9 @@ def _audiences(work: Path, sizes: list[int]) -> dict[int, Path]:
     return out
 
 
-def _job(audience: Path, out: Path, env: dict[str, str]) -> tuple[float, int, dict[str, Any]]:
+def _job(
+    audience: Path, out: Path, env: dict[str, str], model: str | None = None
+) -> tuple[float, int, dict[str, Any]]:
     cmd = [
         sys.executable,
         "-m",
@@ -164,6 +170,7 @@ def _job(audience: Path, out: Path, env: dict[str, str]) -> tuple[float, int, di
         str(out),
         "--overwrite",
         "--no-progress",
+        *(("--model", model) if model else ()),
     ]
     run = run_measured(cmd, env)
     if run.returncode != 0:
@@ -201,6 +208,13 @@ def run_batch_bench(rows: int, work: Path) -> BatchBench:
     bare_s, bare_rows = _bare(audiences[rows], settings)
     _, peak_1m, _ = _job(audiences[million], work / "out-1m", env)
     _, peak_4m, _ = _job(audiences[4 * million], work / "out-4m", env)
+    torch_bench = run_torch_bench(
+        work,
+        settings,
+        audiences[rows],
+        rows,
+        lambda audience, out, model: _job(audience, out, env, model)[2],
+    )
     job_rps, bare_rps = rows / job_s, bare_rows / bare_s
     return BatchBench(
         rows=rows,
@@ -216,4 +230,5 @@ def run_batch_bench(rows: int, work: Path) -> BatchBench:
         predictor=str(report["predictor"]),
         trees=trees,
         compile_s=round(compile_s, 2),
+        pytorch=torch_bench,
     )

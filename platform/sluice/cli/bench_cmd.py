@@ -24,7 +24,8 @@ def batch(
     ] = 2_000_000,
     workdir: Annotated[Path | None, typer.Option(help="Scratch directory (replaced).")] = None,
 ) -> None:
-    """Scoring job (Parquet to Parquet, Ray start-up included) vs bare Booster.predict."""
+    """Scoring job (Parquet to Parquet, Ray start-up included) vs bare Booster.predict;
+    then a PyTorch model in an actor pool vs its bare predict."""
     from sluice.bench.batch import run_batch_bench
 
     r = run_batch_bench(customers, _workdir(workdir, "batch"))
@@ -45,6 +46,18 @@ def batch(
                 ["peak memory at 4M rows (MiB)", "", r.peak_mem_4m_mb],
                 ["4M/1M memory (target <= 1.5)", "", f"{r.mem_ratio:.3f}"],
                 ["one-off model compile (s)", r.compile_s, ""],
+            ],
+        )
+    )
+    t = r.pytorch
+    console.print(
+        table(
+            f"PyTorch model brought from outside, {t.rows:,} rows on {t.device}",
+            ["", "seconds", "rows/s"],
+            [
+                ["(a) scoring job, Ray Data actor pool", t.job_seconds, f"{t.job_rows_per_s:,}"],
+                ["(b) bare MLflow predict, one process", t.bare_seconds, f"{t.bare_rows_per_s:,}"],
+                ["ratio a/b", "", f"{t.ratio:.3f}"],
             ],
         )
     )
