@@ -13,10 +13,12 @@ from tests.byo_models import (
     CONTRACT,
     CONTRACT_YAML,
     FLAVOURS,
+    Predict,
     churn_table,
     save_model,
     write_table,
 )
+from tests.conftest import settings_at
 from tests.unit.test_cli import last_json, sluice
 
 from sluice.approval.register import register_model
@@ -33,13 +35,26 @@ from sluice.serve.http import create_api
 from sluice.settings import SluiceSettings
 
 
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> SluiceSettings:
+    """One registry for the module (each test registers under names of its own)."""
+    return settings_at(tmp_path_factory.mktemp("own-models") / "home")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, Predict]]:
+    """Each flavour's model, trained and saved once: its directory and its own predict."""
+    root = tmp_path_factory.mktemp("saved")
+    return {f: (str(root / f), save_model(f, root / f)) for f in FLAVOURS}
+
+
 @pytest.mark.parametrize("flavor", FLAVOURS)
 def test_each_flavour_registers_and_scores_as_its_own_predict(
-    flavor: str, fresh_settings: SluiceSettings, tmp_path: Path
+    flavor: str, home: SluiceSettings, saved: dict[str, tuple[str, Predict]]
 ) -> None:
-    own = save_model(flavor, tmp_path / "model")
-    registry = Registry(fresh_settings)
-    done = register_model(registry, str(tmp_path / "model"), CONTRACT, name=f"churn-{flavor}")
+    directory, own = saved[flavor]
+    registry = Registry(home)
+    done = register_model(registry, directory, CONTRACT, name=f"churn-{flavor}")
     assert done.flavor == flavor
     assert done.info.aliases == ("challenger",)
     assert done.info.tags["feature_contract"] == "churn-lite@1.0.0"
@@ -48,20 +63,20 @@ def test_each_flavour_registers_and_scores_as_its_own_predict(
     assert (loaded.flavor, loaded.contract) == (flavor, CONTRACT)
     table = churn_table(500, seed=7)
     checked = CONTRACT.validate_batch(table)
-    predictor = prepare_predictor(loaded, "auto", fresh_settings.home_dir / "cache").build()
+    predictor = prepare_predictor(loaded, "auto", home.home_dir / "cache").build()
     np.testing.assert_allclose(predictor.predict(checked.matrix), own(checked.matrix), rtol=1e-6)
 
 
 def test_batch_quarantines_rows_a_model_cannot_score(
-    fresh_settings: SluiceSettings, tmp_path: Path
+    home: SluiceSettings, saved: dict[str, tuple[str, Predict]]
 ) -> None:
     """The network returns NaN for a missing recency: those rows are quarantined with the
     reason, the others scored; none is lost."""
-    own = save_model("pytorch", tmp_path / "model")
-    registry = Registry(fresh_settings)
-    register_model(registry, str(tmp_path / "model"), CONTRACT, name="churn-torch")
-    loaded = registry.load("churn-torch@challenger")
-    spec = prepare_predictor(loaded, "auto", fresh_settings.home_dir / "cache")
+    directory, own = saved["pytorch"]
+    registry = Registry(home)
+    register_model(registry, directory, CONTRACT, name="nan-torch")
+    loaded = registry.load("nan-torch@challenger")
+    spec = prepare_predictor(loaded, "auto", home.home_dir / "cache")
     assert spec.kind == "native"
     table = churn_table(400, seed=3)
     out = score_batch(table, ScoringTask(loaded.name, loaded.version, CONTRACT, spec))
@@ -73,7 +88,7 @@ def test_batch_quarantines_rows_a_model_cannot_score(
     quarantined = out.filter(out.column("reason").is_valid())
     assert set(quarantined.column("customer_id").to_pylist()) == missing
     assert all(
-        r.startswith("score: model churn-torch/1 returned nan")
+        r.startswith("score: model nan-torch/1 returned nan")
         for r in quarantined.column("reason").to_pylist()
     )
     scored = out.filter(out.column("reason").is_null())
@@ -85,10 +100,10 @@ def test_batch_quarantines_rows_a_model_cannot_score(
 
 
 def test_a_model_the_contract_does_not_fit_is_refused(
-    fresh_settings: SluiceSettings, tmp_path: Path
+    home: SluiceSettings, saved: dict[str, tuple[str, Predict]], tmp_path: Path
 ) -> None:
-    save_model("sklearn", tmp_path / "model")
-    registry = Registry(fresh_settings)
+    directory = saved["sklearn"][0]
+    registry = Registry(home)
     fewer = parse_contract(
         {
             **CONTRACT.model_dump(mode="json"),
@@ -96,7 +111,7 @@ def test_a_model_the_contract_does_not_fit_is_refused(
         }
     )
     with pytest.raises(InputError) as caught:
-        register_model(registry, str(tmp_path / "model"), fewer, name="churn")
+        register_model(registry, directory, fewer, name="churn")
     assert caught.value.field == "contract" and "lacks plan" in caught.value.message
     with pytest.raises(InputError) as nothing:
         register_model(registry, str(tmp_path / "absent"), CONTRACT, name="churn")
@@ -104,7 +119,7 @@ def test_a_model_the_contract_does_not_fit_is_refused(
 
 
 def test_a_model_that_does_not_return_probabilities_is_refused(
-    fresh_settings: SluiceSettings, tmp_path: Path
+    home: SluiceSettings, tmp_path: Path
 ) -> None:
     import mlflow.sklearn
     from sklearn.linear_model import LinearRegression
@@ -114,20 +129,20 @@ def test_a_model_that_does_not_return_probabilities_is_refused(
     y = table.column("orders_90d").to_numpy() * 100.0
     mlflow.sklearn.save_model(LinearRegression().fit(checked.matrix, y), str(tmp_path / "m"))
     with pytest.raises(InputError) as caught:
-        register_model(Registry(fresh_settings), str(tmp_path / "m"), CONTRACT, name="churn")
+        register_model(Registry(home), str(tmp_path / "m"), CONTRACT, name="churn")
     assert caught.value.field == "model-uri" and "probabilities in [0, 1]" in caught.value.message
 
 
 def test_served_through_the_same_api_with_the_models_contract(
-    fresh_settings: SluiceSettings, tmp_path: Path
+    home: SluiceSettings, saved: dict[str, tuple[str, Predict]]
 ) -> None:
-    own = save_model("xgboost", tmp_path / "model")
-    registry = Registry(fresh_settings)
-    info = register_model(registry, str(tmp_path / "model"), CONTRACT, name="churn").info
-    registry.promote(info.version, name="churn", by="tests", floors={}, ceilings={})
-    engine = ScoringEngine(["churn@champion"], CONTRACT, registry)
+    directory, own = saved["xgboost"]
+    registry = Registry(home)
+    info = register_model(registry, directory, CONTRACT, name="served").info
+    registry.promote(info.version, name="served", by="tests", floors={}, ceilings={})
+    engine = ScoringEngine(["served@champion"], CONTRACT, registry)
     assert engine.refresh() == [f"champion: None -> {info.version}"]
-    store = KeyStore(fresh_settings.home_dir / "keys.json")
+    store = KeyStore(home.home_dir / "keys.json")
     key = store.create("byo", (Scope.SCORE,))[0]
     client = TestClient(create_api(LocalBackend(engine, CatalogSource.read()), store, CONTRACT))
     headers = {"Authorization": f"Bearer {key}"}
@@ -136,7 +151,7 @@ def test_served_through_the_same_api_with_the_models_contract(
     assert r.status_code == 200, r.text
     expected = own(CONTRACT.encode_rows(rows))
     np.testing.assert_allclose([s["score"] for s in r.json()["scores"]], expected, rtol=1e-6)
-    assert r.json()["model_name"] == "churn"
+    assert r.json()["model_name"] == "served"
 
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     assert any("plan" in s.get("properties", {}) for s in schema.values())
@@ -147,8 +162,9 @@ def test_served_through_the_same_api_with_the_models_contract(
     assert any("plan" in f for f in fields) and any("spend_90d" in f for f in fields), fields
 
 
-def test_register_from_the_command_line(fresh_settings: SluiceSettings, tmp_path: Path) -> None:
-    save_model("sklearn", tmp_path / "model")
+def test_register_from_the_command_line(
+    home: SluiceSettings, saved: dict[str, tuple[str, Predict]], tmp_path: Path
+) -> None:
     contract_file = tmp_path / "churn.yaml"
     contract_file.write_text(CONTRACT_YAML)
     validation = write_table(churn_table(600, seed=5), tmp_path / "valid.parquet")
@@ -156,61 +172,60 @@ def test_register_from_the_command_line(fresh_settings: SluiceSettings, tmp_path
         "models",
         "register",
         "--model-uri",
-        str(tmp_path / "model"),
+        saved["sklearn"][0],
         "--contract",
         str(contract_file),
         "--name",
-        "churn",
+        "cli-churn",
         "--validation",
         str(validation),
-        home=fresh_settings.home_dir,
+        home=home.home_dir,
     )
     assert done.returncode == 0, done.stderr
     figures = last_json(done.stdout)
     assert figures["flavor"] == "sklearn" and figures["aliases"] == ["challenger"]
     assert 0.6 < figures["metrics"]["roc_auc"] <= 1
     assert not math.isnan(figures["metrics"]["log_loss"])
-    version = Registry(fresh_settings).resolve("churn@challenger")
+    version = Registry(home).resolve("cli-churn@challenger")
     assert version.metrics["roc_auc"] == pytest.approx(figures["metrics"]["roc_auc"], abs=1e-6)
-    assert Registry(fresh_settings).load("churn@challenger").reference is not None
+    assert Registry(home).load("cli-churn@challenger").reference is not None
 
     wrong = sluice(
         "models",
         "register",
         "--model-uri",
-        str(tmp_path / "model"),
+        saved["sklearn"][0],
         "--contract",
         "propensity",
-        home=fresh_settings.home_dir,
+        home=home.home_dir,
     )
     assert wrong.returncode != 0 and "contract" in wrong.stderr
 
 
-def test_the_same_way_to_champion_and_back(fresh_settings: SluiceSettings, tmp_path: Path) -> None:
+def test_the_same_way_to_champion_and_back(
+    home: SluiceSettings, saved: dict[str, tuple[str, Predict]], tmp_path: Path
+) -> None:
     """Approval on a held-out window in a person's name, then rollback, as for Sluice's own."""
     from sluice.approval import approve
     from sluice.errors import PromotionRefusedError
     from sluice.registry.rollback import rollback
 
-    registry = Registry(fresh_settings)
+    registry = Registry(home)
     for flavor in ("sklearn", "xgboost"):
-        save_model(flavor, tmp_path / flavor)
-        register_model(registry, str(tmp_path / flavor), CONTRACT, name="churn")
+        register_model(registry, saved[flavor][0], CONTRACT, name="way")
     window = write_table(churn_table(800, seed=13), tmp_path / "window.parquet")
     with pytest.raises(PromotionRefusedError) as refused:
-        approve(
-            "1", "Dana", window=window, name="churn", floors={"roc_auc": 0.99}, registry=registry
-        )
+        approve("1", "Dana", window=window, name="way", floors={"roc_auc": 0.99}, registry=registry)
     assert "roc_auc" in refused.value.message
     first = approve(
-        "1", "Dana", window=window, name="churn", floors={"roc_auc": 0.6}, registry=registry
+        "1", "Dana", window=window, name="way", floors={"roc_auc": 0.6}, registry=registry
     )
     assert first.metrics["roc_auc"] > 0.6 and first.previous is None
     second = approve(
-        "2", "Dana", window=window, name="churn", floors={"roc_auc": 0.6}, registry=registry
+        "2", "Dana", window=window, name="way", floors={"roc_auc": 0.6}, registry=registry
     )
     assert second.previous == "1"
-    assert registry.load("churn@champion").flavor == "xgboost"
-    back = rollback("Dana", name="churn", reason="tests", registry=registry)
+    assert registry.load("way@champion").flavor == "xgboost"
+    back = rollback("Dana", name="way", reason="tests", registry=registry)
     assert back is not None and (back.from_version, back.to_version) == ("2", "1")
-    assert registry.load("churn@champion").flavor == "sklearn"
+    assert registry.load("way@champion").flavor == "sklearn"
