@@ -1,6 +1,6 @@
 """Models brought from outside, on the cluster: each flavour batch-scored by Ray Data
-(PyTorch in an actor pool), and one served by its own decision app on Ray Serve, whose
-answers equal the batch job's for the same rows."""
+(PyTorch in an actor pool), and the PyTorch one served by a decision app of its own on
+Ray Serve, predicting in a ``Model`` deployment, whose answers equal the batch job's."""
 
 from __future__ import annotations
 
@@ -91,53 +91,67 @@ def test_each_flavour_batch_scores_as_its_own_predict(
     assert len(by_id) == len(ids)
 
 
+def _deploy(name: str, args: dict[str, object], port: int, tmp: Path, model: bool = False) -> None:
+    """decision.yaml's decision app, renamed, at ``/NAME``, with ``args``; with ``model``,
+    plus a ``Model`` deployment (here on half a CPU, where a GPU model asks for a GPU)."""
+    from sluice.serve.launcher import deploy, load_config
+
+    raw = yaml.safe_load((Path(__file__).parents[2] / "deployments" / "decision.yaml").read_text())
+    app = raw["applications"][0]
+    app.update(name=name, route_prefix=f"/{name}")
+    app["args"].update(args, model_poll_interval_s=0.5)
+    app["deployments"][0]["ray_actor_options"] = {"num_cpus": 0.5}
+    if model:
+        app["deployments"].append({"name": "Model", "ray_actor_options": {"num_cpus": 0.5}})
+    raw["applications"] = [app]
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    deploy(load_config(path, port=port))
+
+
 @pytest.fixture(scope="module")
-def churn_app(
+def torch_app(
     registered: dict[str, Predict],
     service: str,
     serve_port: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    """A decision app of its own for ``churn-xgboost``, at ``/churn`` beside the others:
-    the contract is the model's stored one."""
-    from sluice.serve.launcher import deploy, load_config
-    from sluice.serve.readiness import http_ok, wait_until
-
-    raw = yaml.safe_load((Path(__file__).parents[2] / "deployments" / "decision.yaml").read_text())
-    app = raw["applications"][0]
-    app.update(name="churn", route_prefix="/churn")
-    app["args"].update(models=["churn-xgboost@challenger"], model_poll_interval_s=0.5)
-    app["deployments"][0]["ray_actor_options"] = {"num_cpus": 0.5}
-    raw["applications"] = [app]
-    path = tmp_path_factory.mktemp("churn-app") / "churn.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    deploy(load_config(path, port=serve_port))
-    url = f"{service}/churn"
-    ready, detail = wait_until(http_ok(f"{url}/readyz"), 180)
-    assert ready, detail
-    yield url
+    """A decision app of its own for ``churn-pytorch`` at ``/torch``, beside the others,
+    predicting in its ``Model`` deployment; its contract is the model's stored one."""
     from ray import serve
 
-    serve.delete("churn")
+    from sluice.serve.readiness import http_ok, wait_until
+
+    args = {"models": ["churn-pytorch@challenger"], "model_deployment": True}
+    _deploy("torch", args, serve_port, tmp_path_factory.mktemp("torch-app"), model=True)
+    url = f"{service}/torch"
+    ready, detail = wait_until(http_ok(f"{url}/readyz"), 180)
+    try:
+        assert ready, detail
+        yield url
+    finally:
+        serve.delete("torch")
 
 
 def test_online_answers_equal_batch_scores_and_follow_the_models_contract(
-    churn_app: str, registered: dict[str, Predict], settings: SluiceSettings, tmp_path: Path
+    torch_app: str, registered: dict[str, Predict], settings: SluiceSettings, tmp_path: Path
 ) -> None:
     key = KeyStore(settings.keys_file).create(f"own-{time.monotonic_ns()}", (Scope.SCORE,))[0]
     headers = {"Authorization": f"Bearer {key}"}
-    rows = churn_table(50, seed=21).drop_columns(["label"]).to_pylist()
-    online = httpx.post(f"{churn_app}/v1/score", json={"rows": rows}, headers=headers, timeout=30)
+    served = httpx.get(f"{torch_app}/v1/models", headers=headers, timeout=10).json()["models"]
+    assert [m["predictor"] for m in served] == ["remote"]
+    rows = churn_table(50, seed=21).drop_columns(["label"]).drop_null().to_pylist()
+    online = httpx.post(f"{torch_app}/v1/score", json={"rows": rows}, headers=headers, timeout=60)
     assert online.status_code == 200, online.text
-    assert online.json()["model_name"] == "churn-xgboost"
+    assert online.json()["model_name"] == "churn-pytorch"
+    assert online.json()["model_version"] == served[0]["version"]
 
-    pq.write_table(
-        pa.Table.from_pylist(rows, schema=CONTRACT.arrow_schema()), tmp_path / "a.parquet"
-    )
+    table = pa.Table.from_pylist(rows, schema=CONTRACT.arrow_schema())
+    pq.write_table(table, tmp_path / "a.parquet")
     run_scoring(
         ScoreRequest(
             str(tmp_path / "a.parquet"),
-            "churn-xgboost@challenger",
+            "churn-pytorch@challenger",
             tmp_path / "out",
             progress=False,
         ),
@@ -146,15 +160,18 @@ def test_online_answers_equal_batch_scores_and_follow_the_models_contract(
     batch = pq.read_table(tmp_path / "out" / "scores").to_pylist()
     by_id = {r["customer_id"]: r["score"] for r in batch}
     assert [s["score"] for s in online.json()["scores"]] == [by_id[r["customer_id"]] for r in rows]
+    expected = registered["pytorch"](CONTRACT.encode_rows(rows))
+    np.testing.assert_allclose([by_id[r["customer_id"]] for r in rows], expected, rtol=1e-6)
 
-    spec = httpx.get(f"{churn_app}/openapi.json", timeout=10).json()
-    assert any(
-        "days_since_last" in s.get("properties", {}) for s in spec["components"]["schemas"].values()
-    )
+    spec = httpx.get(f"{torch_app}/openapi.json", timeout=10).json()
+    schemas = spec["components"]["schemas"].values()
+    assert any("days_since_last" in s.get("properties", {}) for s in schemas)
     broken = {k: v for k, v in rows[0].items() if k != "spend_90d"} | {"plan": "gold"}
-    bad = httpx.post(f"{churn_app}/v1/score", json={"rows": [broken]}, headers=headers, timeout=30)
+    bad = httpx.post(f"{torch_app}/v1/score", json={"rows": [broken]}, headers=headers, timeout=30)
     assert bad.status_code == 422
     fields = {e["field"] for e in bad.json()["errors"]}
-    assert any(f.endswith("plan") for f in fields) and any(
-        f.endswith("spend_90d") for f in fields
-    ), fields
+    assert any(f.endswith("plan") for f in fields), fields
+    assert any(f.endswith("spend_90d") for f in fields), fields
+    missing = {**rows[0], "days_since_last": None}  # the network's NaN: refused, named
+    nan = httpx.post(f"{torch_app}/v1/score", json={"rows": [missing]}, headers=headers, timeout=60)
+    assert nan.status_code == 422 and nan.json()["field"] == "rows[0]", nan.text

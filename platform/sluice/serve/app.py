@@ -31,6 +31,7 @@ from sluice.serve.deployments import (
     DecisionTuning,
     Stores,
 )
+from sluice.serve.model_server import ModelServer
 from sluice.settings import SluiceSettings, get_settings
 
 
@@ -72,6 +73,10 @@ class DecisionAppArgs(StoreArgs):
     describes): a built-in contract (``propensity@1.0.0``) or a contract file; default:
     the stored contract of the first model's current version (the built-in propensity
     contract while that model has no version)."""
+    model_deployment: bool = False
+    """Predict in a ``Model`` deployment of its own rather than in the decision replica:
+    for a model that needs its own hardware (give the ``Model`` deployment
+    ``ray_actor_options: {num_gpus: 1}`` in the Serve config)."""
     online_store: str | None = None
     """Online feature store for decisions by id (``sqlite:///PATH`` or
     ``redis://HOST:PORT/DB``, no password); default: each replica's
@@ -131,7 +136,8 @@ def served_contract(args: DecisionAppArgs, stores: Stores) -> FeatureContract:
 
 
 def build_app(args: DecisionAppArgs) -> Application:
-    """One ``Decisions`` deployment: the API, scoring and the offer rules in-process."""
+    """One ``Decisions`` deployment: the API, scoring and the offer rules in-process (with
+    ``model_deployment``, scoring in a ``Model`` deployment of its own)."""
     given: object = args
     if not isinstance(given, DecisionAppArgs):  # a plain mapping, from callers other than Serve
         args = DecisionAppArgs.model_validate(given)
@@ -146,7 +152,8 @@ def build_app(args: DecisionAppArgs) -> Application:
     )
     tuning = DecisionTuning(model_poll_interval_s=args.model_poll_interval_s).model_dump()
     # @serve.deployment turns the class into a Deployment; mypy sees only the class.
-    app: Application = cast(Any, Decisions).bind(options, stores, tuning)
+    model = cast(Any, ModelServer).bind(stores, args.predictor) if args.model_deployment else None
+    app: Application = cast(Any, Decisions).bind(options, stores, tuning, model)
     return app
 
 

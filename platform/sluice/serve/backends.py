@@ -49,7 +49,8 @@ class LocalBackend:
         flush.set_batch_wait_timeout_s(wait_s)
 
     async def _score(self, jobs: list[ScoreJob]) -> list[ScoreOutcome]:
-        if _rows(jobs) > BIG_BATCH_ROWS:
+        # A model in a deployment of its own is waited for off the event loop.
+        if self.engine.remote is not None or _rows(jobs) > BIG_BATCH_ROWS:
             return await asyncio.to_thread(self.engine.score, jobs)
         return self.engine.score(jobs)
 

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from sluice.serve.backoffice_api import create_backoffice_api
 from sluice.serve.engine import ScoringEngine
 from sluice.serve.http import create_api
 from sluice.serve.metrics import RayMetrics, model_version_gauge
+from sluice.serve.model_server import RemotePredictor
 from sluice.settings import SluiceSettings
 
 log = logging.getLogger("ray.serve.sluice")  # under Serve: JSON, with request ids
@@ -114,8 +116,25 @@ class Decisions:
     request; scaled by replicas."""
 
     async def __init__(  # type: ignore[misc]
-        self, options: DecisionOptions, stores: Stores, tuning: dict[str, Any] | None = None
+        self,
+        options: DecisionOptions,
+        stores: Stores,
+        tuning: dict[str, Any] | None = None,
+        model: Any = None,
     ) -> None:
+        """``model``: the handle of the app's ``Model`` deployment, when the model runs
+        in one of its own (see :mod:`sluice.serve.model_server`)."""
+        # Serve's router serves handles on this event loop; the engine's worker threads
+        # hand their calls to it.
+        remote = (
+            None
+            if model is None
+            else partial(
+                RemotePredictor,
+                model.options(method_name="predict"),
+                asyncio.get_running_loop(),
+            )
+        )
         self.engine = ScoringEngine(
             options.models,
             options.contract,
@@ -123,6 +142,7 @@ class Decisions:
             options.predictor,  # type: ignore[arg-type]
             features=stores.online_features(options.contract),
             clock=stores.clock,
+            remote=remote,
         )
         self.tuning = DecisionTuning.model_validate(tuning or {})
         self.backend = LocalBackend(self.engine, options.catalog, stores.clock)

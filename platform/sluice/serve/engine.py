@@ -10,11 +10,12 @@ version; requests in flight during a swap finish on the version they started wit
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from sluice.approval.register import trial_matrix
 from sluice.contracts.api import ServedModel
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feature_contract import FeatureContract
@@ -69,6 +70,7 @@ class ScoringEngine:
         predictor: PredictorMode = "auto",
         features: OnlineFeatures | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        remote: Callable[[str, str], Predictor] | None = None,
     ) -> None:
         uris = [ModelURI.parse(m, field="models") for m in models]
         if not uris or any(u.alias is None for u in uris):
@@ -83,6 +85,9 @@ class ScoringEngine:
         self.features = features
         """The online store that by-id jobs read (None: by-id jobs are refused)."""
         self.clock = clock
+        self.remote = remote
+        """Makes the predictor of a version another deployment serves (see
+        :mod:`sluice.serve.model_server`); None: versions predict in this process."""
 
     def refresh(self) -> list[str]:
         """Re-resolve every alias and swap in versions that moved; returns what changed."""
@@ -100,7 +105,12 @@ class ScoringEngine:
                         f"{self.contract.key}"
                     )
                 cache = self.registry.settings.home_dir / "cache" / "compiled"
-                predictor = prepare_predictor(loaded, self.predictor_mode, cache).build()
+                if self.remote is not None:
+                    predictor = self.remote(loaded.name, loaded.version)
+                    # The model deployment loads the version now, not in a request.
+                    predictor.predict(trial_matrix(loaded.contract, 1))
+                else:
+                    predictor = prepare_predictor(loaded, self.predictor_mode, cache).build()
                 previous = slot.active.version if slot.active else None
                 slot.active = ActiveModel(
                     loaded.name, loaded.version, predictor, loaded.contract.key
