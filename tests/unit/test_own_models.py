@@ -229,3 +229,17 @@ def test_the_same_way_to_champion_and_back(
     back = rollback("Dana", name="way", reason="tests", registry=registry)
     assert back is not None and (back.from_version, back.to_version) == ("2", "1")
     assert registry.load("way@champion").flavor == "sklearn"
+
+
+def test_the_gpu_model_config_is_valid() -> None:
+    """deployments/own-model-gpu.yaml: a Serve config whose app args validate, with a
+    Model deployment that asks for a GPU."""
+    from sluice.serve.app import DecisionAppArgs
+    from sluice.serve.launcher import load_config
+
+    config = load_config(Path(__file__).parents[2] / "deployments" / "own-model-gpu.yaml")
+    [app] = config.applications
+    args = DecisionAppArgs.model_validate(app.args)
+    assert args.model_deployment and args.models == ("churn@champion", "churn@challenger")
+    model = {d.name: d for d in app.deployments}["Model"]
+    assert model.ray_actor_options.num_gpus == 1
