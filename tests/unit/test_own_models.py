@@ -133,25 +133,35 @@ def test_a_model_that_does_not_return_probabilities_is_refused(
     assert caught.value.field == "model-uri" and "probabilities in [0, 1]" in caught.value.message
 
 
+@pytest.mark.parametrize("flavor", FLAVOURS)
 def test_served_through_the_same_api_with_the_models_contract(
-    home: SluiceSettings, saved: dict[str, tuple[str, Predict]]
+    flavor: str, home: SluiceSettings, saved: dict[str, tuple[str, Predict]]
 ) -> None:
-    directory, own = saved["xgboost"]
+    """The API answers with the batch job's scores for the same rows, documents the
+    model's contract and refuses a request that breaks it, naming each field."""
+    directory, own = saved[flavor]
     registry = Registry(home)
-    info = register_model(registry, directory, CONTRACT, name="served").info
-    registry.promote(info.version, name="served", by="tests", floors={}, ceilings={})
-    engine = ScoringEngine(["served@champion"], CONTRACT, registry)
+    name = f"served-{flavor}"
+    info = register_model(registry, directory, CONTRACT, name=name).info
+    registry.promote(info.version, name=name, by="tests", floors={}, ceilings={})
+    engine = ScoringEngine([f"{name}@champion"], CONTRACT, registry)
     assert engine.refresh() == [f"champion: None -> {info.version}"]
     store = KeyStore(home.home_dir / "keys.json")
-    key = store.create("byo", (Scope.SCORE,))[0]
+    key = store.create(f"byo-{flavor}", (Scope.SCORE,))[0]
     client = TestClient(create_api(LocalBackend(engine, CatalogSource.read()), store, CONTRACT))
     headers = {"Authorization": f"Bearer {key}"}
-    rows = churn_table(20, seed=9).drop_columns(["label"]).to_pylist()
+    table = churn_table(30, seed=9).drop_columns(["label"]).drop_null()
+    rows = table.to_pylist()
     r = client.post("/v1/score", json={"rows": rows}, headers=headers)
     assert r.status_code == 200, r.text
-    expected = own(CONTRACT.encode_rows(rows))
-    np.testing.assert_allclose([s["score"] for s in r.json()["scores"]], expected, rtol=1e-6)
-    assert r.json()["model_name"] == "served"
+    assert (r.json()["model_name"], r.json()["model_version"]) == (name, info.version)
+    loaded = registry.load(f"{name}@champion")
+    spec = prepare_predictor(loaded, "auto", home.home_dir / "cache")
+    batch = score_batch(table, ScoringTask(name, info.version, CONTRACT, spec))
+    assert [s["score"] for s in r.json()["scores"]] == batch.column("score").to_pylist()
+    np.testing.assert_allclose(
+        batch.column("score").to_numpy(), own(CONTRACT.encode_rows(rows)), rtol=1e-6
+    )
 
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     assert any("plan" in s.get("properties", {}) for s in schema.values())
