@@ -24,7 +24,12 @@ def emit_json(figures: Mapping[str, Any]) -> None:
 
 def fail(error: SluiceError) -> NoReturn:
     """Report ``error`` on stderr (human line + JSON detail) and exit: 2 for the caller's
-    mistakes (bad input, unknown names, refused changes), 1 for everything else."""
+    mistakes (bad input, unknown names, refused changes), 1 for everything else. A Ray
+    this process started is shut down first, so that what Ray prints as it stops comes
+    before the closing JSON line, not after it."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
     errors.print(f"[bold red]error:[/] {error.message}")
     sys.stderr.write(json.dumps({"error": error.to_dict()}, default=str) + "\n")
     sys.exit(2 if error.status_code in (404, 409, 422) else 1)
