@@ -253,3 +253,17 @@ def test_the_gpu_model_config_is_valid() -> None:
     assert args.model_deployment and args.models == ("churn@champion", "churn@challenger")
     model = {d.name: d for d in app.deployments}["Model"]
     assert model.ray_actor_options.num_gpus == 1
+
+
+def test_the_contract_is_read_without_the_model(
+    home: SluiceSettings, saved: dict[str, tuple[str, Predict]]
+) -> None:
+    """A decision replica whose model runs in a Model deployment reads only the contract:
+    the model's files are not copied into its cache."""
+    registry = Registry(home)
+    info = register_model(registry, saved["pytorch"][0], CONTRACT, name="contract-only").info
+    found, contract = registry.contract("contract-only@challenger")
+    assert (found.version, contract) == (info.version, CONTRACT)
+    assert not (home.home_dir / "cache" / "models" / "contract-only").exists()
+    registry.load("contract-only@challenger")
+    assert registry.contract(f"contract-only/{info.version}")[1] == CONTRACT

@@ -18,9 +18,8 @@ from sluice.contracts.feature_contract import FeatureContract
 from sluice.drift.reference import Reference
 from sluice.errors import InputError
 from sluice.registry.loaded import CONTRACT_FILE, REFERENCE_FILE
-from sluice.registry.mlflow_setup import ensure_experiment
 from sluice.registry.registry import CHALLENGER, Registry, VersionInfo
-from sluice.registry.uri import ModelURI
+from sluice.registry.trained_log import register_run, start_run
 
 NUM_GPUS_TAG = "resources.num_gpus"
 
@@ -61,14 +60,9 @@ def log_external(
 ) -> VersionInfo:
     """Log the checked model directory as a run, register it, point ``alias`` at it."""
     from mlflow.entities import Metric, Param
-    from mlflow.exceptions import MlflowException
 
     client = registry.client
-    settings = registry.settings
-    experiment = ensure_experiment(
-        client, settings.experiment, settings.effective_artifact_location
-    )
-    run = client.create_run(experiment, run_name=f"register-{name}")
+    run = start_run(registry, f"register-{name}")
     run_id = run.info.run_id
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -100,18 +94,7 @@ def log_external(
             NUM_GPUS_TAG: str(num_gpus),
             **{f"metric.{k}": f"{v:.6f}" for k, v in (metrics or {}).items()},
         }
-        try:
-            client.create_registered_model(name)
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        mv = client.create_model_version(
-            name, f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags
-        )
-        client.set_model_version_tag(name, str(mv.version), "run_id", run_id)
+        return register_run(registry, run, name, tags, alias)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
-    client.set_terminated(run_id)
-    registry.set_alias(name, alias, str(mv.version))
-    return registry.resolve(ModelURI(name, version=str(mv.version)))

@@ -10,17 +10,17 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import ModelNotFoundError, PromotionRefusedError
-from sluice.registry.loaded import CONTRACT_FILE, REFERENCE_FILE, LoadedModel
-from sluice.registry.mlflow_setup import ensure_experiment, mlflow_client
+from sluice.registry.loaded import CONTRACT_FILE, LoadedModel
+from sluice.registry.mlflow_setup import mlflow_client
 from sluice.registry.promotion import MetricCheck, check_metrics
-from sluice.registry.records import recorded_baselines, run_metrics, run_params, version_tags
+from sluice.registry.records import recorded_baselines
 from sluice.registry.uri import ModelURI
 from sluice.settings import SluiceSettings
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sluice.training.train import TrainedModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+EXTRA = "extra_files"  # where a model directory keeps its contract and drift reference
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,27 @@ class Registry:
             num_gpus=float(info.tags.get("resources.num_gpus", 0) or 0),
         )
 
+    def contract(self, uri: str | ModelURI) -> tuple[VersionInfo, FeatureContract]:
+        """The version ``uri`` resolves to and its stored feature contract, read without
+        the model's files (for a model another deployment serves)."""
+        info = self.resolve(uri)
+        cached = self.settings.home_dir / "cache" / "models" / info.name / info.version
+        if (cached / "MLmodel").exists():
+            return info, FeatureContract.from_json((cached / EXTRA / CONTRACT_FILE).read_text())
+        source = self.client.get_model_version_download_uri(info.name, info.version)
+        local = _local_path(source)
+        if local is not None:
+            return info, FeatureContract.from_json((local / EXTRA / CONTRACT_FILE).read_text())
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{source.rstrip('/')}/{EXTRA}/{CONTRACT_FILE}",
+                dst_path=tmp,
+                tracking_uri=self.settings.effective_tracking_uri,
+            )
+            return info, FeatureContract.from_json(Path(path).read_text())
+
     def versions(self, name: str | None = None) -> list[VersionInfo]:
         """Every version of ``name`` (default: the configured model), newest first."""
         from mlflow.exceptions import MlflowException
@@ -188,68 +210,9 @@ class Registry:
         self, trained: TrainedModel, *, name: str | None = None, alias: str = CHALLENGER
     ) -> VersionInfo:
         """Log a training run (params, metrics, tables, contract, model) and register it."""
-        import mlflow.lightgbm
-        from mlflow.entities import Metric, Param
-        from mlflow.exceptions import MlflowException
-        from mlflow.models import ModelSignature
-        from mlflow.types import ColSpec, Schema
+        from sluice.registry.trained_log import log_trained
 
-        model_name = name or self.settings.model_name
-        client = self.client
-        experiment = ensure_experiment(
-            client, self.settings.experiment, self.settings.effective_artifact_location
-        )
-        signature = ModelSignature(
-            inputs=Schema([ColSpec("double", n) for n in trained.contract.names]),
-            outputs=Schema([ColSpec("double", "score")]),
-        )
-        # Client calls only: MLflow's fluent API would point the whole process (and its
-        # MLFLOW_TRACKING_URI) at this registry, and every later lookup with it.
-        run = client.create_run(experiment, run_name=f"train-{trained.train_cutoff or 'features'}")
-        run_id = run.info.run_id
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                stamp = int(time.time() * 1000)
-                metrics = run_metrics(trained)
-                client.log_batch(
-                    run_id,
-                    metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()],
-                    params=[Param(k, str(v)) for k, v in run_params(trained).items()],
-                )
-                for table, rows in trained.evaluation.tables().items():
-                    client.log_dict(run_id, {"rows": rows}, f"evaluation/{table}.json")
-                contract_file = Path(tmp, CONTRACT_FILE)
-                reference_file = Path(tmp, REFERENCE_FILE)
-                contract_file.write_text(trained.contract.to_json())
-                reference_file.write_text(trained.reference.model_dump_json())
-                client.log_artifact(run_id, str(contract_file))
-                import lightgbm
-
-                model_dir = Path(tmp, "model")
-                mlflow.lightgbm.save_model(
-                    trained.booster,
-                    str(model_dir),
-                    signature=signature,
-                    extra_files=[str(contract_file), str(reference_file)],
-                    pip_requirements=[f"lightgbm=={lightgbm.__version__}"],
-                )
-                client.log_artifacts(run_id, str(model_dir), "model")
-            tags = version_tags(trained)
-            try:
-                client.create_registered_model(model_name)
-            except MlflowException as exc:
-                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-            mv = client.create_model_version(
-                model_name, f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags
-            )
-            client.set_model_version_tag(model_name, str(mv.version), "run_id", run_id)
-        except BaseException:
-            client.set_terminated(run_id, "FAILED")
-            raise
-        client.set_terminated(run_id)
-        self.set_alias(model_name, alias, str(mv.version))
-        return self.resolve(ModelURI(model_name, version=str(mv.version)))
+        return log_trained(self, trained, name=name or self.settings.model_name, alias=alias)
 
     def promote(
         self,

@@ -97,28 +97,26 @@ class ScoringEngine:
                 info = self.registry.resolve(slot.uri)
                 if slot.active is not None and slot.active.version == info.version:
                     continue
-                loaded = self.registry.load(f"{info.name}/{info.version}")
-                if loaded.contract.digest() != self.contract.digest():
-                    raise ConflictError(
-                        f"{slot.uri} version {info.version} was trained on "
-                        f"{loaded.contract.key}; this service validates requests against "
-                        f"{self.contract.key}"
-                    )
-                cache = self.registry.settings.home_dir / "cache" / "compiled"
-                if self.remote is not None:
-                    predictor = self.remote(loaded.name, loaded.version)
+                pinned = ModelURI(info.name, version=info.version)
+                predictor: Predictor
+                if self.remote is not None:  # the model's files stay with its deployment
+                    contract = self.registry.contract(pinned)[1]
+                    self._check_contract(slot, info.version, contract)
+                    predictor = self.remote(info.name, info.version)
                     # The model deployment loads the version now, not in a request.
-                    predictor.predict(trial_matrix(loaded.contract, 1))
+                    predictor.predict(trial_matrix(contract, 1))
                 else:
+                    loaded = self.registry.load(pinned)
+                    contract = loaded.contract
+                    self._check_contract(slot, info.version, contract)
+                    cache = self.registry.settings.home_dir / "cache" / "compiled"
                     predictor = prepare_predictor(loaded, self.predictor_mode, cache).build()
                 previous = slot.active.version if slot.active else None
-                slot.active = ActiveModel(
-                    loaded.name, loaded.version, predictor, loaded.contract.key
-                )
+                slot.active = ActiveModel(info.name, info.version, predictor, contract.key)
                 slot.error = None
-                changed.append(f"{alias}: {previous} -> {loaded.version}")
+                changed.append(f"{alias}: {previous} -> {info.version}")
                 log.info(
-                    "model %s now serves version %s (was %s)", slot.uri, loaded.version, previous
+                    "model %s now serves version %s (was %s)", slot.uri, info.version, previous
                 )
             except SluiceError as exc:
                 if slot.active is None:
@@ -129,6 +127,13 @@ class ScoringEngine:
                     slot.error = f"cannot load: {exc}"
                 log.exception("refreshing %s failed", slot.uri)
         return changed
+
+    def _check_contract(self, slot: Slot, version: str, contract: FeatureContract) -> None:
+        if contract.digest() != self.contract.digest():
+            raise ConflictError(
+                f"{slot.uri} version {version} was trained on {contract.key}; this service "
+                f"validates requests against {self.contract.key}"
+            )
 
     def _slot(self, alias: str | None) -> Slot | SluiceError:
         name = alias or self.default_alias
