@@ -1,6 +1,9 @@
-"""Models brought from outside, on the cluster: each flavour batch-scored by Ray Data
-(PyTorch in an actor pool), and the PyTorch one served by a decision app of its own on
-Ray Serve, predicting in a ``Model`` deployment, whose answers equal the batch job's."""
+"""Models brought from outside, on the cluster: batch-scored by Ray Data on both of its
+paths (XGBoost in the fused read-score-write tasks, PyTorch in an actor pool), and the
+PyTorch one served by a decision app of its own on Ray Serve, predicting in a ``Model``
+deployment, whose answers equal the batch job's. Every flavour's scores through the
+function those tasks and actors run are checked in the unit tier
+(``tests/unit/test_own_models.py``)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from tests.byo_models import CONTRACT, FLAVOURS, Predict, churn_table, save_model
+from tests.byo_models import CONTRACT, Predict, churn_table, save_model
 
 from sluice.approval.register import register_model
 from sluice.auth import KeyStore, Scope
@@ -22,15 +25,18 @@ from sluice.registry import Registry
 from sluice.scoring import ScoreRequest, run_scoring
 from sluice.settings import SluiceSettings
 
+ON_RAY = ("xgboost", "pytorch")
+
 
 @pytest.fixture(scope="module")
 def registered(
     settings: SluiceSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Predict]:
-    """One model of each flavour as ``churn-<flavour>@challenger``, with its own predict."""
+    """The models of :data:`ON_RAY` as ``churn-<flavour>@challenger``, with their own
+    predict."""
     root = tmp_path_factory.mktemp("own-models")
     own = {}
-    for flavor in FLAVOURS:
+    for flavor in ON_RAY:
         own[flavor] = save_model(flavor, root / flavor)
         register_model(Registry(settings), str(root / flavor), CONTRACT, name=f"churn-{flavor}")
     return own
@@ -50,7 +56,7 @@ def _audience(target: Path) -> pa.Table:
     return good
 
 
-@pytest.mark.parametrize("flavor", FLAVOURS)
+@pytest.mark.parametrize("flavor", ON_RAY)
 def test_each_flavour_batch_scores_as_its_own_predict(
     flavor: str, registered: dict[str, Predict], settings: SluiceSettings, tmp_path: Path
 ) -> None:
