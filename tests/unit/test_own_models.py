@@ -262,8 +262,7 @@ def test_the_contract_is_read_without_the_model(
     the model's files are not copied into its cache."""
     registry = Registry(home)
     info = register_model(registry, saved["pytorch"][0], CONTRACT, name="contract-only").info
-    found, contract = registry.contract("contract-only@challenger")
-    assert (found.version, contract) == (info.version, CONTRACT)
+    assert registry.contract("contract-only@challenger") == CONTRACT
     assert not (home.home_dir / "cache" / "models" / "contract-only").exists()
     registry.load("contract-only@challenger")
-    assert registry.contract(f"contract-only/{info.version}")[1] == CONTRACT
+    assert registry.contract(f"contract-only/{info.version}") == CONTRACT

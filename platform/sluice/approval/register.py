@@ -16,14 +16,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from sluice.contracts.feature_contract import FeatureContract, FeatureKind
+from sluice.contracts.feature_contract import FeatureContract
 from sluice.drift.reference import build_reference
 from sluice.errors import InputError
 from sluice.registry import LoadedModel, Registry, VersionInfo
 from sluice.registry.external import fetch_model, log_external
-from sluice.registry.flavors import Flavor, detect_flavor, lightgbm_text, signature_inputs
+from sluice.registry.flavors import Flavor, detect_flavor, signature_inputs
+from sluice.scoring.flavor_predictors import not_probabilities, trial_matrix
 from sluice.scoring.predictor import prepare_predictor
 from sluice.training.dataset import read_labelled
 from sluice.training.metrics import evaluate
@@ -34,19 +33,6 @@ class Registration:
     info: VersionInfo
     flavor: Flavor
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def trial_matrix(contract: FeatureContract, rows: int = 4) -> np.ndarray:
-    """Rows every feature of ``contract`` allows: range ends and middles, each category."""
-    X = np.zeros((rows, len(contract.features)))
-    for j, spec in enumerate(contract.features):
-        if spec.kind is FeatureKind.CATEGORY:
-            X[:, j] = [i % max(len(spec.categories), 1) for i in range(rows)]
-            continue
-        low = spec.min if spec.min is not None else 0.0
-        high = spec.max if spec.max is not None else low + 1.0
-        X[:, j] = np.linspace(low, high, rows)
-    return X
 
 
 def _check_signature(directory: Path, contract: FeatureContract) -> None:
@@ -85,14 +71,8 @@ def register_model(
         directory = fetch_model(model_uri, registry, Path(tmp))
         flavor = detect_flavor(directory)
         _check_signature(directory, contract)
-        candidate = LoadedModel(
-            name=name,
-            version="new",
-            run_id="",
-            model_text=lightgbm_text(directory) if flavor == "lightgbm" else "",
-            contract=contract,
-            flavor=flavor,
-            directory=str(directory),
+        candidate = LoadedModel.from_directory(
+            directory, name=name, version="new", run_id="", contract=contract
         )
         cache = registry.settings.home_dir / "cache" / "compiled"
         predictor = prepare_predictor(candidate, "booster", cache).build()
@@ -105,7 +85,7 @@ def register_model(
                 f"{exc}",
                 field="model-uri",
             ) from exc
-        if not np.all(np.isfinite(scores)) or np.any((scores < 0) | (scores > 1)):
+        if not_probabilities(scores).any():
             raise InputError(
                 f"model-uri: the {flavor} model returned {scores.tolist()} for rows contract "
                 f"{contract.key} allows; scores must be probabilities in [0, 1]",

@@ -17,11 +17,9 @@ from pathlib import Path
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.drift.reference import Reference
 from sluice.errors import InputError
-from sluice.registry.loaded import CONTRACT_FILE, REFERENCE_FILE
+from sluice.registry.loaded import CONTRACT_FILE, EXTRA, NUM_GPUS_TAG, REFERENCE_FILE
 from sluice.registry.registry import CHALLENGER, Registry, VersionInfo
 from sluice.registry.trained_log import register_run, start_run
-
-NUM_GPUS_TAG = "resources.num_gpus"
 
 
 def fetch_model(model_uri: str, registry: Registry, into: Path) -> Path:
@@ -68,7 +66,7 @@ def log_external(
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = Path(tmp, "model")
             shutil.copytree(directory, model_dir)
-            extra = model_dir / "extra_files"
+            extra = model_dir / EXTRA
             extra.mkdir(exist_ok=True)
             (extra / CONTRACT_FILE).write_text(contract.to_json())
             if reference is not None:

@@ -18,8 +18,12 @@ from sluice.contracts.feature_contract import FeatureContract
 from sluice.drift.reference import Reference
 from sluice.registry.flavors import Flavor, detect_flavor, lightgbm_text
 
+EXTRA = "extra_files"
+"""Where a model directory keeps Sluice's files beside the model."""
 CONTRACT_FILE = "feature_contract.json"
 REFERENCE_FILE = "reference.json"
+NUM_GPUS_TAG = "resources.num_gpus"
+"""The version tag: GPUs each batch-scoring actor asks for."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,18 @@ class LoadedModel:
 
     @classmethod
     def from_directory(
-        cls, directory: Path, *, name: str, version: str, run_id: str, num_gpus: float = 0.0
+        cls,
+        directory: Path,
+        *,
+        name: str,
+        version: str,
+        run_id: str,
+        num_gpus: float = 0.0,
+        contract: FeatureContract | None = None,
     ) -> LoadedModel:
-        """Read a downloaded MLflow model directory (the model plus Sluice's extra files)."""
-        extra = directory / "extra_files"
+        """Read a downloaded MLflow model directory (the model plus Sluice's extra files;
+        ``contract``: the one to use for a model not registered yet, which has none)."""
+        extra = directory / EXTRA
         reference = extra / REFERENCE_FILE
         flavor = detect_flavor(directory)
         return cls(
@@ -76,7 +88,7 @@ class LoadedModel:
             flavor=flavor,
             directory=str(directory),
             num_gpus=num_gpus,
-            contract=FeatureContract.from_json((extra / CONTRACT_FILE).read_text()),
+            contract=contract or FeatureContract.from_json((extra / CONTRACT_FILE).read_text()),
             reference=Reference.model_validate_json(reference.read_text())
             if reference.exists()
             else None,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sluice.contracts.feature_contract import FeatureContract
 from sluice.errors import ModelNotFoundError, PromotionRefusedError
-from sluice.registry.loaded import CONTRACT_FILE, LoadedModel
+from sluice.registry.loaded import CONTRACT_FILE, EXTRA, NUM_GPUS_TAG, LoadedModel
 from sluice.registry.mlflow_setup import mlflow_client
 from sluice.registry.promotion import MetricCheck, check_metrics
 from sluice.registry.records import recorded_baselines
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from sluice.training.train import TrainedModel
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-EXTRA = "extra_files"  # where a model directory keeps its contract and drift reference
 
 
 @dataclass(frozen=True)
@@ -145,20 +144,20 @@ class Registry:
             name=info.name,
             version=info.version,
             run_id=info.run_id,
-            num_gpus=float(info.tags.get("resources.num_gpus", 0) or 0),
+            num_gpus=float(info.tags.get(NUM_GPUS_TAG, 0) or 0),
         )
 
-    def contract(self, uri: str | ModelURI) -> tuple[VersionInfo, FeatureContract]:
-        """The version ``uri`` resolves to and its stored feature contract, read without
-        the model's files (for a model another deployment serves)."""
+    def contract(self, uri: str | ModelURI) -> FeatureContract:
+        """The stored feature contract of the version ``uri`` resolves to, read without
+        the model's files (for a model another deployment serves, or an app's schema)."""
         info = self.resolve(uri)
         cached = self.settings.home_dir / "cache" / "models" / info.name / info.version
         if (cached / "MLmodel").exists():
-            return info, FeatureContract.from_json((cached / EXTRA / CONTRACT_FILE).read_text())
+            return FeatureContract.from_json((cached / EXTRA / CONTRACT_FILE).read_text())
         source = self.client.get_model_version_download_uri(info.name, info.version)
         local = _local_path(source)
         if local is not None:
-            return info, FeatureContract.from_json((local / EXTRA / CONTRACT_FILE).read_text())
+            return FeatureContract.from_json((local / EXTRA / CONTRACT_FILE).read_text())
         import mlflow
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -167,7 +166,7 @@ class Registry:
                 dst_path=tmp,
                 tracking_uri=self.settings.effective_tracking_uri,
             )
-            return info, FeatureContract.from_json(Path(path).read_text())
+            return FeatureContract.from_json(Path(path).read_text())
 
     def versions(self, name: str | None = None) -> list[VersionInfo]:
         """Every version of ``name`` (default: the configured model), newest first."""

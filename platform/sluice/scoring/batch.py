@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from sluice.contracts.arrow_validation import QUARANTINE_SCHEMA
 from sluice.contracts.feature_contract import FeatureContract
+from sluice.scoring.flavor_predictors import not_probabilities
 from sluice.scoring.predictor import PredictorSpec
 
 TS = pa.timestamp("us", tz="UTC")
@@ -82,7 +83,7 @@ def score_batch(batch: pa.Table, task: ScoringTask) -> pa.Table:
     checked = task.contract.validate_batch(batch)
     scores = task.predictor.build().predict(checked.matrix) if checked.n_valid else np.empty(0)
     ids, q = checked.ids, checked.quarantine
-    wrong = ~np.isfinite(scores) | (scores < 0) | (scores > 1)
+    wrong = not_probabilities(scores)
     if wrong.any():  # a model of another flavour may return anything: never pass it on
         ids, q, scores = _quarantine_scores(ids, q, scores, wrong, checked.matrix, task)
     n_ok, n_bad = len(ids), q.num_rows

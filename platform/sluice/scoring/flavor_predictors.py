@@ -2,11 +2,13 @@
 
 Every model is handed the same input: the rows its feature contract validated and
 encoded (floats; a category as its position in the contract's list; null as NaN), in
-the contract's column order, as a float64 matrix (XGBoost, scikit-learn) or a pandas
-frame with the contract's column names (PyTorch and pyfunc). What comes back becomes one
+the contract's column order, as a float64 matrix (XGBoost, scikit-learn), or for PyTorch
+and pyfunc models an array of their tensor signature's dtype or else a pandas frame with
+the contract's column names. What comes back becomes one
 probability per row: the positive class's column of a two-column output, the only
 column of a one-column output. Each worker unpacks the model from the archive in its
-spec once and keeps it loaded.
+spec once and keeps it loaded. :func:`trial_matrix` and :func:`not_probabilities` are the
+checks registration, batch scoring and the decision service share.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sluice.contracts.feature_contract import FeatureContract, FeatureKind
 from sluice.errors import InputError
 
 
@@ -46,6 +49,26 @@ def unpack(archive: bytes, digest: str) -> Path:
     return target / "model"
 
 
+def trial_matrix(contract: FeatureContract, rows: int = 4) -> np.ndarray:
+    """Rows every feature of ``contract`` allows: range ends and middles, each category."""
+    X = np.zeros((rows, len(contract.features)))
+    for j, spec in enumerate(contract.features):
+        if spec.kind is FeatureKind.CATEGORY:
+            X[:, j] = [i % max(len(spec.categories), 1) for i in range(rows)]
+            continue
+        low = spec.min if spec.min is not None else 0.0
+        high = spec.max if spec.max is not None else low + 1.0
+        X[:, j] = np.linspace(low, high, rows)
+    return X
+
+
+def not_probabilities(scores: np.ndarray) -> np.ndarray:
+    """Per score, whether it is not a probability in [0, 1] (NaN and infinities included):
+    such a score is never passed on, whatever flavour returned it."""
+    wrong: np.ndarray = ~np.isfinite(scores) | (scores < 0) | (scores > 1)
+    return wrong
+
+
 def as_scores(raw: Any, n: int, label: str) -> np.ndarray:
     """One float64 score per row from a model's output, or an error saying why not."""
     if hasattr(raw, "detach"):  # a torch tensor
@@ -71,7 +94,11 @@ class XGBoostPredictor:
         import mlflow.xgboost
 
         self._model = mlflow.xgboost.load_model(str(directory))
-        self._threads = threads
+        # As many threads as the spec says (one per task), not every core per task.
+        if hasattr(self._model, "set_params"):  # the scikit-learn API
+            self._model.set_params(n_jobs=threads)
+        else:
+            self._model.set_param({"nthread": threads})
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         if hasattr(self._model, "predict_proba"):

@@ -130,7 +130,7 @@ def served_contract(args: DecisionAppArgs, stores: Stores) -> FeatureContract:
     if args.contract is not None:
         return resolve_contract(args.contract)
     try:
-        return Registry(stores.settings()).load(args.models[0]).contract
+        return Registry(stores.settings()).contract(args.models[0])
     except ModelNotFoundError:
         return PROPENSITY_V1
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sluice.approval.register import trial_matrix
 from sluice.contracts.api import ServedModel
 from sluice.contracts.clock import SYSTEM_CLOCK, Clock
 from sluice.contracts.feature_contract import FeatureContract
@@ -29,6 +28,7 @@ from sluice.errors import (
 from sluice.online.lookup import OnlineFeatures
 from sluice.registry.registry import Registry
 from sluice.registry.uri import ModelURI
+from sluice.scoring.flavor_predictors import not_probabilities, trial_matrix
 from sluice.scoring.predictor import Predictor, PredictorMode, prepare_predictor
 from sluice.serve.engine_types import ScoreJob, ScoreOutcome
 
@@ -100,7 +100,7 @@ class ScoringEngine:
                 pinned = ModelURI(info.name, version=info.version)
                 predictor: Predictor
                 if self.remote is not None:  # the model's files stay with its deployment
-                    contract = self.registry.contract(pinned)[1]
+                    contract = self.registry.contract(pinned)
                     self._check_contract(slot, info.version, contract)
                     predictor = self.remote(info.name, info.version)
                     # The model deployment loads the version now, not in a request.
@@ -178,7 +178,7 @@ class ScoringEngine:
                 n = len(job.matrix)
                 part = scores[start : start + n]
                 start += n
-                wrong = np.flatnonzero(~np.isfinite(part) | (part < 0) | (part > 1))
+                wrong = np.flatnonzero(not_probabilities(part))
                 if len(wrong):  # another flavour may return anything: never pass it on
                     outcomes[i] = ScoreOutcome(error=_not_a_probability(model, part, wrong))
                     continue
