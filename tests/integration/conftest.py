@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import socket
 from collections.abc import Iterator
@@ -25,9 +26,27 @@ def relay_password() -> tuple[str, str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port that nothing else on this machine is handed while the session runs.
+
+    The session's listeners (HAProxy's side ports, Serve's HTTP port, the metrics
+    exporter) bind long after this returns. A port from the kernel's ephemeral range
+    could meanwhile go to any outgoing connection, and Ray's workers take ports from
+    10002-19999, so the port is drawn from between the two and checked on every address.
+    """
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
+    top = min(low, 32768) if low > 21000 else 32768
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, top)
+        try:
+            for host in ("0.0.0.0", "127.0.0.1"):
+                with socket.socket() as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port between 20000 and the ephemeral range")
 
 
 @pytest.fixture(scope="session")
