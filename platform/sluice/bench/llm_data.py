@@ -28,23 +28,23 @@ class DataLLMRate:
 def data_llm_rate(
     model_source: str, app: dict[str, Any], prompts: list[Any], tokens: int, requests: int
 ) -> DataLLMRate:
-    """Generated tokens/s of the processor over ``requests`` prompts (cycled, more than
-    32), in batches of 32, with ``app`` the Serve config's LLM args (engine, env,
-    placement)."""
-    from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+    """Generated tokens/s of the copy job's processor
+    (:func:`sluice.generation.processor.build_engine_processor`) over ``requests``
+    prompts (cycled, more than 32), in batches of 32, with ``app`` the Serve config's LLM
+    args (engine, env, placement)."""
+    from sluice.generation.processor import ProcessorSettings, build_engine_processor
 
-    env = {k: str(v) for k, v in (app.get("env") or {}).items()}
-    config = vLLMEngineProcessorConfig(
+    settings = ProcessorSettings(
+        model_id=str(app.get("model_id") or "bench"),
         model_source=model_source,
         engine_kwargs=dict(app.get("engine_kwargs") or {}),
-        runtime_env={"env_vars": env} if env else None,
+        env={k: str(v) for k, v in (app.get("env") or {}).items()},
         placement_group_config=app.get("placement_group_config"),
         accelerator_type=app.get("accelerator_type"),
-        concurrency=1,
         batch_size=32,
     )
-    processor = build_processor(
-        config, postprocess=lambda row: {"n": int(row.get("num_generated_tokens") or 0)}
+    processor = build_engine_processor(
+        settings, lambda row: {"n": int(row.get("num_generated_tokens") or 0)}
     )
     rows = [
         {

@@ -20,6 +20,7 @@ the Serve app stays the path for small batches and online requests.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ from sluice.contracts.briefs import Brief
 from sluice.generation.client import Completion
 from sluice.generation.copywriter import Copywriter, DraftResult, fallback_draft
 from sluice.generation.templates import DEFAULT_TEMPLATE
+
+LIGHT_STAGE_CPUS = 0.25
+"""CPUs reserved by each worker of the processor's light stages (its pre- and postprocess
+maps, the chat template)."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +157,22 @@ def engine_kwargs(settings: ProcessorSettings) -> dict[str, Any]:
     return dict(settings.engine_kwargs)
 
 
-def _processor(settings: ProcessorSettings) -> Any:
+def build_engine_processor(
+    settings: ProcessorSettings, postprocess: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Any:
+    """``ray.data.llm``'s vLLM processor for ``settings``, one engine, ``batch_size``
+    rows a batch, each finished row passed through ``postprocess``.
+
+    The chat template is applied in a stage of its own (rows carry ``messages``); the
+    tokenize and detokenize stages are off: the engine tokenizes the prompt and
+    detokenizes its answer itself, as the Serve app and bare ``vllm.LLM`` do, so two
+    worker pools that each load the tokenizer and take CPU from the engine are saved
+    (``generated_text`` is the engine's own).
+
+    The processor's own pre- and postprocess maps and the chat template are light and
+    reserve :data:`LIGHT_STAGE_CPUS` each, so that with the engine's one CPU they fit a
+    two-CPU cluster; at a whole CPU each (Ray Data's default) such a cluster has none
+    left for the first stage and the job waits forever."""
     from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
     config = vLLMEngineProcessorConfig(
@@ -163,10 +183,23 @@ def _processor(settings: ProcessorSettings) -> Any:
         accelerator_type=settings.accelerator_type,
         concurrency=1,
         batch_size=settings.batch_size,
+        chat_template_stage={"num_cpus": LIGHT_STAGE_CPUS, "concurrency": 1},
+        tokenize_stage=False,
+        detokenize_stage=False,
     )
+    light = {"num_cpus": LIGHT_STAGE_CPUS}
     return build_processor(
         config,
-        postprocess=lambda row: {
+        postprocess=postprocess,
+        preprocess_map_kwargs=light,
+        postprocess_map_kwargs=light,
+    )
+
+
+def _processor(settings: ProcessorSettings) -> Any:
+    return build_engine_processor(
+        settings,
+        lambda row: {
             "prompt_key": row["prompt_key"],
             "attempt": row["attempt"],
             "generated_text": row["generated_text"],
