@@ -9,6 +9,9 @@ CHROMIUM ?= chromium
 PIP_TORCH_FLAGS ?=
 export SLUICE_HOME ?= $(CURDIR)/.sluice
 PYTEST_ARGS ?=
+# The unit tier runs on this many workers (pytest-xdist), a test file to a worker.
+UNIT_WORKERS ?= 2
+UNIT_ARGS := -n $(UNIT_WORKERS) --dist loadfile
 
 .PHONY: setup setup-gpu test-gpu browser lint format test test-unit test-integration demo bench clean
 
@@ -70,12 +73,12 @@ format: setup
 # never hide a unit test that starts one. The first failing tier's status is kept.
 test: setup browser
 	@rm -f $(VENV)/.pytest-rc
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS); u=$$?; \
+	$(BIN)/python -m pytest tests/unit $(UNIT_ARGS) $(PYTEST_ARGS); u=$$?; \
 	$(BIN)/python -m pytest tests/integration tests/e2e $(PYTEST_ARGS); r=$$?; \
 	rc=$$u; [ $$rc = 0 ] && rc=$$r; echo $$rc > $(VENV)/.pytest-rc; exit $$rc
 
 test-unit: setup browser
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest tests/unit $(UNIT_ARGS)
 
 test-integration: setup browser
 	$(BIN)/python -m pytest tests/integration
