@@ -52,11 +52,21 @@ def coordinator_pid(run_id: str) -> int | None:
 
 
 class Approvers:
-    """People approving review items, one process per decision, in a background thread;
-    :meth:`kill` SIGKILLs the one in flight."""
+    """People approving review items, one process per decision, in a background thread,
+    ``pause_s`` apart as a person works (back to back, each process's start-up would
+    take most of a core from the campaign it races); :meth:`kill` SIGKILLs the one in
+    flight."""
 
-    def __init__(self, run_id: str, database_url: str, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        database_url: str,
+        env: dict[str, str],
+        log: Path,
+        pause_s: float = 1.0,
+    ) -> None:
         self.run_id, self.database_url, self.env, self.log = run_id, database_url, env, log
+        self.pause_s = pause_s
         self.current: Proc | None = None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -81,6 +91,7 @@ class Approvers:
                 )
                 self.current.wait(120)
                 self.current = None
+                self.stop.wait(self.pause_s)
 
     def kill(self, patience_s: float = 5.0) -> bool:
         """SIGKILL the approval in flight, waiting up to ``patience_s`` for one."""
